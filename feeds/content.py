@@ -1,0 +1,291 @@
+"""Reads stored page bundles into the model; raw front matter never leaves this module."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from . import markup
+from .dates import parse_date
+from .errors import ContentError
+from .images import PHOTO_SUFFIXES, measure
+from .model import Article, Image, Section, Site, Topic
+from .slugs import SLUG_PATTERN, slugify
+
+SITE_FILE = "_index.md"
+SECTION_FILE = "_index.md"
+ARTICLE_FILE = "index.md"
+#: Folder names that would shadow the service's own URLs.
+RESERVED_SECTIONS = frozenset({"feeds", "topics", "static"})
+
+_ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "summary", "images", "draft", "id"})
+_IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "length", "width", "height"})
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as text, so that one parser reads every date form."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_site(root: Path) -> Site:
+    """The site's settings; raises ContentError for a file that cannot be used."""
+    name = SITE_FILE
+    meta, _ = _read_front_matter(root / name, name)
+    _reject_unknown(meta, {"title", "description", "language", "timezone", "base_url"}, name)
+    zone = _text(meta, "timezone", name) or "Atlantic/Reykjavik"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ContentError(name, f"unknown timezone {zone!r}") from None
+    base_url = (_text(meta, "base_url", name) or "").rstrip("/") or None
+    if base_url is not None and not re.match(r"^https?://[^/\s]+", base_url):
+        raise ContentError(name, f"base_url {base_url!r} is not an absolute http(s) URL")
+    return Site(
+        title=_required_text(meta, "title", name),
+        description=_text(meta, "description", name),
+        language=_text(meta, "language", name) or "is",
+        timezone=zone,
+        base_url=base_url,
+    )
+
+
+def read_section(root: Path, slug: str) -> Section:
+    """A section's title and description; the folder name stands in for a missing title."""
+    name = f"{slug}/{SECTION_FILE}"
+    check_section_slug(slug)
+    if not (root / name).exists():
+        return Section(slug=slug, title=slug, description="")
+    meta, _ = _read_front_matter(root / name, name)
+    _reject_unknown(meta, {"title", "description"}, name)
+    return Section(
+        slug=slug,
+        title=_text(meta, "title", name) or slug,
+        description=_text(meta, "description", name),
+    )
+
+
+def check_section_slug(slug: str) -> None:
+    """Raises ContentError for a folder name that cannot be a section."""
+    if not SLUG_PATTERN.match(slug):
+        raise ContentError(slug, "a section folder's name must be lowercase ASCII words joined by hyphens")
+    if slug in RESERVED_SECTIONS:
+        raise ContentError(slug, f"{slug!r} is reserved for the service's own URLs")
+
+
+def read_article(root: Path, section: str, slug: str, site: Site) -> Article | None:
+    """The article in `root/section/slug/`, or None for a draft.
+
+    Raises ContentError naming the file and the reason when it cannot be published.
+    """
+    bundle = f"{section}/{slug}"
+    name = f"{bundle}/{ARTICLE_FILE}"
+    if not SLUG_PATTERN.match(slug):
+        raise ContentError(bundle, "an article folder's name must be lowercase ASCII words joined by hyphens")
+    meta, body = _read_front_matter(root / name, name)
+    _reject_unknown(meta, _ARTICLE_KEYS, name)
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        raise ContentError(name, "draft must be true or false")
+    if draft:
+        return None
+
+    title = markup.one_line(_required_text(meta, "title", name))
+    if not title:
+        raise ContentError(name, "title is empty")
+    zone = ZoneInfo(site.timezone)
+    published = _date(meta, "date", name, zone)
+    if published is None:
+        raise ContentError(name, "date is missing")
+    updated = max(_date(meta, "updated", name, zone) or published, published)
+    article_id = _text(meta, "id", name) or bundle
+    if not _ID_PATTERN.match(article_id.replace("/", "-")):
+        raise ContentError(name, f"id {article_id!r} may hold only letters, digits and . _ ~ -")
+
+    page_path = f"/{bundle}/"
+    images = tuple(
+        _image(root, bundle, entry, number, name)
+        for number, entry in enumerate(_list(meta, "images", name, allow_mappings=True), start=1)
+    )
+    try:
+        rendered = markup.render_body(body, page_path, images)
+    except markup.UnknownPhoto as error:
+        raise ContentError(name, str(error)) from None
+    topics: dict[str, Topic] = {}
+    for topic_name in _list(meta, "topics", name):
+        topic = Topic(name=markup.one_line(topic_name), slug=slugify(topic_name))
+        if not topic.slug:
+            raise ContentError(name, f"topic {topic_name!r} has no letters or digits to name its URL")
+        topics.setdefault(topic.slug, topic)
+
+    return Article(
+        id=article_id,
+        section=section,
+        slug=slug,
+        title=title,
+        published=published,
+        updated=updated,
+        tag_date=published.astimezone(zone).date().isoformat(),
+        authors=tuple(markup.one_line(author) for author in _list(meta, "authors", name)),
+        topics=tuple(topics.values()),
+        summary=markup.one_line(_text(meta, "summary", name)) or rendered.first_paragraph,
+        body_html=rendered.html,
+        images=images,
+    )
+
+
+def _read_front_matter(path: Path, name: str) -> tuple[Mapping[str, Any], str]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ContentError(name, "file is missing") from None
+    except OSError as error:
+        raise ContentError(name, f"cannot be read ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ContentError(name, f"is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        reason = (
+            "front matter is not closed by a line '---'"
+            if text.startswith("---")
+            else "does not start with a front matter block ('---' on the first line)"
+        )
+        raise ContentError(name, reason)
+    try:
+        meta = yaml.load(match[1], Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 2}" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ContentError(name, f"broken YAML front matter{line}: {problem}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ContentError(name, "front matter must be a mapping of keys to values")
+    return meta, text[match.end() :]
+
+
+def _reject_unknown(meta: Mapping[str, Any], known: frozenset[str] | set[str], name: str) -> None:
+    unknown = sorted(str(key) for key in meta if key not in known)
+    if unknown:
+        raise ContentError(name, f"unknown front matter key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+
+def _text(meta: Mapping[str, Any], key: str, name: str) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ContentError(name, f"{key} must be text")
+    return markup.clean_text(str(value)).strip()
+
+
+def _required_text(meta: Mapping[str, Any], key: str, name: str) -> str:
+    value = _text(meta, key, name)
+    if not value:
+        raise ContentError(name, f"{key} is missing")
+    return value
+
+
+def _list(meta: Mapping[str, Any], key: str, name: str, allow_mappings: bool = False) -> list[Any]:
+    value = meta.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ContentError(name, f"{key} must be a list")
+    for item in value:
+        wanted = dict if allow_mappings else str
+        if not isinstance(item, wanted) or (isinstance(item, str) and not item.strip()):
+            kind = "a mapping" if allow_mappings else "non-empty text"
+            raise ContentError(name, f"each entry of {key} must be {kind}")
+    return value
+
+
+def _date(meta: Mapping[str, Any], key: str, name: str, zone: ZoneInfo) -> datetime | None:
+    text = _text(meta, key, name)
+    if not text:
+        return None
+    try:
+        return parse_date(text, zone)
+    except ValueError as error:
+        raise ContentError(name, f"{key}: {error}") from None
+
+
+def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name: str) -> Image:
+    where = f"images[{number}]"
+    _reject_unknown(entry, _IMAGE_KEYS, f"{name}: {where}")
+    caption = markup.one_line(_text(entry, "caption", name))
+    credit = markup.one_line(_text(entry, "credit", name))
+    if not caption or not credit:
+        raise ContentError(name, f"{where} needs both a caption and a credit")
+    alt = markup.one_line(_text(entry, "alt", name))
+    file_name, url = _text(entry, "file", name), _text(entry, "url", name)
+    if bool(file_name) == bool(url):
+        raise ContentError(name, f"{where} needs either file or url")
+    if url:
+        return _remote_image(entry, url, caption, credit, alt, where, name)
+
+    if "/" in file_name or "\\" in file_name or file_name.startswith("."):
+        raise ContentError(name, f"{where}: {file_name!r} must be a file name inside the bundle")
+    if Path(file_name).suffix.lower() not in PHOTO_SUFFIXES:
+        raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
+    path = root / bundle / file_name
+    if not path.is_file():
+        raise ContentError(f"{bundle}/{file_name}", "listed photo is missing")
+    if not _inside(path, root):
+        raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory")
+    try:
+        size = measure(path)
+    except ValueError as error:
+        raise ContentError(f"{bundle}/{file_name}", str(error)) from None
+    return Image(
+        src=f"/{bundle}/{file_name}",
+        file=file_name,
+        media_type=size.media_type,
+        length=size.length,
+        width=size.width,
+        height=size.height,
+        caption=caption,
+        credit=credit,
+        alt=alt,
+    )
+
+
+def _remote_image(
+    entry: Mapping[str, Any], url: str, caption: str, credit: str, alt: str, where: str, name: str
+) -> Image:
+    if not re.match(r"^https?://[^/\s]+/\S*$", url):
+        raise ContentError(name, f"{where}: url {url!r} is not an absolute http(s) URL")
+    media_type = _text(entry, "type", name)
+    if media_type not in {"image/jpeg", "image/png", "image/webp", "image/gif"}:
+        raise ContentError(name, f"{where}: a remote photo needs type image/jpeg, image/png, image/webp or image/gif")
+    numbers = {}
+    for key in ("length", "width", "height"):
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ContentError(name, f"{where}: a remote photo needs {key} as a positive whole number")
+        numbers[key] = value
+    return Image(src=url, file=None, media_type=media_type, caption=caption, credit=credit, alt=alt, **numbers)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, with every link followed, still lies within `root`."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root

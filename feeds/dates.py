@@ -1,0 +1,73 @@
+"""Dates as the newsroom writes them: RFC 3339 or Icelandic ("16. mars 2024 kl. 20.23")."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, tzinfo
+
+from dateutil import parser as dateutil_parser
+
+ICELANDIC_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        (
+            "janúar",
+            "febrúar",
+            "mars",
+            "apríl",
+            "maí",
+            "júní",
+            "júlí",
+            "ágúst",
+            "september",
+            "október",
+            "nóvember",
+            "desember",
+        ),
+        start=1,
+    )
+}
+
+_ICELANDIC = re.compile(
+    r"^(?P<day>\d{1,2})\.\s*(?P<month>[^\W\d_]+)\.?\s+(?P<year>\d{4})"
+    r"(?:\s*,?\s*(?:kl\.?\s*)?(?P<hour>\d{1,2})[.:](?P<minute>\d{2}))?$"
+)
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$",
+    re.IGNORECASE,
+)
+
+
+def parse_date(text: str, zone: tzinfo) -> datetime:
+    """An aware UTC datetime; a time written without a zone is read in `zone`.
+
+    Raises ValueError naming what could not be read.
+    """
+    text = " ".join(text.split())
+    try:
+        local = _read(text)
+    except ValueError as error:
+        raise ValueError(f"unreadable date {text!r}: {error}") from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def _read(text: str) -> datetime:
+    match = _ICELANDIC.match(text)
+    if match:
+        month = ICELANDIC_MONTHS.get(match["month"].lower())
+        if month is None:
+            raise ValueError(f"unknown month {match['month']!r}")
+        at = time(int(match["hour"] or 0), int(match["minute"] or 0))
+        return datetime.combine(date(int(match["year"]), month, int(match["day"])), at)
+    if _RFC3339.match(text):
+        return dateutil_parser.isoparse(text.upper().replace(" ", "T"))
+    raise ValueError("expected RFC 3339 or a form like '16. mars 2024 kl. 20.23'")
+
+
+def format_icelandic(moment: datetime, zone: tzinfo) -> str:
+    """The newsroom's own way of writing a moment: "16. mars 2024 kl. 20.23"."""
+    local = moment.astimezone(zone)
+    month = tuple(ICELANDIC_MONTHS)[local.month - 1]
+    return f"{local.day}. {month} {local.year} kl. {local.hour:02d}.{local.minute:02d}"

@@ -1,0 +1,37 @@
+"""The one error hierarchy of the publisher."""
+
+from __future__ import annotations
+
+
+class FeedsError(Exception):
+    """Root of every error the publisher raises on purpose."""
+
+
+class ContentError(FeedsError, ValueError):
+    """A stored file cannot be published; names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        #: The file or bundle at fault, relative to the content directory.
+        self.path = path
+        #: Why it cannot be published, in one line.
+        self.reason = reason
+
+
+class ConfigError(FeedsError, ValueError):
+    """A setting has a value the publisher cannot use."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class NotFound(FeedsError, LookupError):
+    """Nothing public answers to this name."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"no such {kind}: {name}")
+        #: What was looked for: "section", "topic", "article", "photo", "format".
+        self.kind = kind
+        self.name = name
