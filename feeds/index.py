@@ -1,0 +1,421 @@
+"""The article index: metadata of every bundle in SQLite, kept in step with `content/`.
+
+Only `sync` reads the content directory; every query answers from the database, so a
+request costs the same at 100,000 articles as at 100.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from .content import SECTION_FILE, SITE_FILE, read_article, read_section, read_site
+from .errors import ContentError, NotFound
+from .model import Article, Section, Site, Topic
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever the tables or the stored encoding change; an older database is rebuilt.
+SCHEMA_VERSION = 1
+#: Below this many changed bundles, parsing in worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS section (
+    slug TEXT PRIMARY KEY, signature TEXT NOT NULL, data BLOB, error TEXT);
+CREATE TABLE IF NOT EXISTS bundle (
+    path TEXT PRIMARY KEY,
+    section TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    published INTEGER,
+    data BLOB,
+    error TEXT);
+CREATE INDEX IF NOT EXISTS bundle_by_time ON bundle (published DESC, path DESC) WHERE data IS NOT NULL;
+CREATE INDEX IF NOT EXISTS bundle_by_section ON bundle (section, published DESC, path DESC) WHERE data IS NOT NULL;
+CREATE TABLE IF NOT EXISTS topic (
+    slug TEXT NOT NULL, published INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS topic_by_path ON topic (path);
+"""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_article = msgspec.msgpack.Decoder(Article).decode
+_decode_section = msgspec.msgpack.Decoder(Section).decode
+_decode_site = msgspec.msgpack.Decoder(Site).decode
+
+DEFAULT_SITE = Site(title="Fréttir", description="")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCount:
+    """A topic with the number of articles public under it."""
+
+    topic: Topic
+    articles: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one pass over the content directory changed."""
+
+    parsed: int
+    removed: int
+    #: The content version after the pass; it grows whenever anything public may have changed.
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    path: str
+    section: str
+    signature: str
+    published: int | None
+    data: bytes | None
+    error: str | None
+    topics: tuple[Topic, ...]
+
+
+class ContentIndex:
+    """Queries over the published articles, answered from an SQLite database.
+
+    Safe to share between threads; several processes may open the same database, and
+    whichever calls `sync` updates it for all of them.
+    """
+
+    def __init__(self, content_dir: Path, database: Path, workers: int | None = None) -> None:
+        self.content_dir = content_dir
+        self.database = database
+        self.workers = workers or os.cpu_count() or 1
+        self._local = threading.local()
+        self._sync_lock = threading.Lock()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.executescript(
+                    "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS section;"
+                    " DROP TABLE IF EXISTS bundle; DROP TABLE IF EXISTS topic;"
+                )
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- reading -----------------------------------------------------------------
+
+    def version(self) -> int:
+        """A number that grows whenever the stored content changes."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def site(self) -> Site:
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'site'").fetchone()
+        return _decode_site(row[0]) if row else DEFAULT_SITE
+
+    def sections(self) -> tuple[Section, ...]:
+        rows = self._db().execute("SELECT data FROM section WHERE data IS NOT NULL ORDER BY slug")
+        return tuple(_decode_section(data) for (data,) in rows)
+
+    def section(self, slug: str) -> Section:
+        """Raises NotFound for a section that does not exist or cannot be published."""
+        row = self._db().execute("SELECT data FROM section WHERE slug = ? AND data IS NOT NULL", (slug,)).fetchone()
+        if row is None:
+            raise NotFound("section", slug)
+        return _decode_section(row[0])
+
+    def topic(self, slug: str, now: datetime) -> Topic:
+        """Raises NotFound unless some public article has this topic."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT name FROM topic WHERE slug = ? AND published <= ? ORDER BY published DESC LIMIT 1",
+                (slug, _seconds(now)),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound("topic", slug)
+        return Topic(name=row[0], slug=slug)
+
+    def topics(self, now: datetime) -> tuple[TopicCount, ...]:
+        """Every topic of a public article, most used first."""
+        rows = self._db().execute(
+            "SELECT slug, name, COUNT(*) FROM topic WHERE published <= ? GROUP BY slug ORDER BY COUNT(*) DESC, slug",
+            (_seconds(now),),
+        )
+        return tuple(TopicCount(Topic(name=name, slug=slug), count) for slug, name, count in rows)
+
+    def latest(
+        self, now: datetime, limit: int, section: str | None = None, topic: str | None = None
+    ) -> tuple[Article, ...]:
+        """Public articles, newest first, of a section or a topic or the whole site."""
+        at = _seconds(now)
+        if topic is not None:
+            rows = self._db().execute(
+                "SELECT bundle.data FROM topic JOIN bundle USING (path)"
+                " WHERE topic.slug = ? AND topic.published <= ?"
+                " ORDER BY topic.published DESC, topic.path DESC LIMIT ?",
+                (topic, at, limit),
+            )
+        elif section is not None:
+            rows = self._db().execute(
+                "SELECT data FROM bundle WHERE data IS NOT NULL AND section = ? AND published <= ?"
+                " ORDER BY published DESC, path DESC LIMIT ?",
+                (section, at, limit),
+            )
+        else:
+            rows = self._db().execute(
+                "SELECT data FROM bundle WHERE data IS NOT NULL AND published <= ?"
+                " ORDER BY published DESC, path DESC LIMIT ?",
+                (at, limit),
+            )
+        return tuple(_decode_article(data) for (data,) in rows)
+
+    def article(self, section: str, slug: str, now: datetime) -> Article:
+        """Raises NotFound unless the article exists and is public at `now`."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT data FROM bundle WHERE path = ? AND data IS NOT NULL AND published <= ?",
+                (f"{section}/{slug}", _seconds(now)),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound("article", f"{section}/{slug}")
+        return _decode_article(row[0])
+
+    def next_release(self, now: datetime) -> datetime | None:
+        """When the next embargoed article becomes public, if one is waiting."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?",
+                (_seconds(now),),
+            )
+            .fetchone()
+        )
+        return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
+
+    def problems(self) -> tuple[ContentError, ...]:
+        """Every stored file that cannot be published, with the reason."""
+        rows = self._db().execute(
+            "SELECT 'site', value FROM meta WHERE key = 'site_error'"
+            " UNION ALL SELECT slug, error FROM section WHERE error IS NOT NULL"
+            " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL ORDER BY 1"
+        )
+        return tuple(_problem(str(error)) for _, error in rows)
+
+    # -- writing -----------------------------------------------------------------
+
+    def sync(self) -> SyncReport:
+        """Brings the index in step with the content directory, parsing only what changed."""
+        with self._sync_lock, self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                report = self._sync(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        return report
+
+    def _sync(self, db: sqlite3.Connection) -> SyncReport:
+        site, site_changed = self._sync_site(db)
+        sections, sections_changed = self._sync_sections(db)
+        stored = dict(db.execute("SELECT path, signature FROM bundle").fetchall())
+        seen: set[str] = set()
+        to_parse: list[tuple[str, str, str]] = []
+        for section in sections:
+            for slug in _folders(self.content_dir / section):
+                path = f"{section}/{slug}"
+                seen.add(path)
+                signature = _signature_of_bundle(self.content_dir / path)
+                if stored.get(path) != signature:
+                    to_parse.append((path, section, signature))
+        removed = set(stored) - seen
+        for path in removed:
+            db.execute("DELETE FROM bundle WHERE path = ?", (path,))
+            db.execute("DELETE FROM topic WHERE path = ?", (path,))
+        for parsed in self._parse_all(site, to_parse):
+            _store(db, parsed)
+
+        version = int(_meta(db, "version") or 0)
+        if site_changed or sections_changed or to_parse or removed:
+            version += 1
+            _set_meta(db, "version", version)
+        return SyncReport(parsed=len(to_parse), removed=len(removed), version=version)
+
+    def _sync_site(self, db: sqlite3.Connection) -> tuple[Site, bool]:
+        """The site's settings, re-read if their file changed; a change marks every article for parsing."""
+        signature = _signature_of_files(self.content_dir, (SITE_FILE,))
+        stored = _meta(db, "site")
+        if signature == _meta(db, "site_signature") and isinstance(stored, bytes):
+            return _decode_site(stored), False
+        site, problem = DEFAULT_SITE, None
+        try:
+            site = read_site(self.content_dir)
+        except ContentError as error:
+            problem = str(error)
+            log.warning("%s", error)
+        encoded = _encode(site)
+        if encoded != stored:
+            # Every date without a zone, and so every article, depends on the site's settings.
+            db.execute("UPDATE bundle SET signature = ''")
+        _set_meta(db, "site", encoded)
+        _set_meta(db, "site_signature", signature)
+        _set_meta(db, "site_error", problem)
+        return site, True
+
+    def _sync_sections(self, db: sqlite3.Connection) -> tuple[list[str], bool]:
+        """Slugs of the sections whose articles may be published, and whether any section changed."""
+        stored = dict(db.execute("SELECT slug, signature FROM section").fetchall())
+        publishable: list[str] = []
+        changed = False
+        folders = _folders(self.content_dir)
+        for slug in folders:
+            signature = _signature_of_files(self.content_dir / slug, (SECTION_FILE,))
+            section: Section | None = None
+            problem: str | None = None
+            try:
+                section = read_section(self.content_dir, slug)
+                publishable.append(slug)
+            except ContentError as error:
+                problem = str(error)
+            if stored.get(slug) != signature:
+                if problem:
+                    log.warning("%s", problem)
+                data = None if section is None else _encode(section)
+                db.execute("INSERT OR REPLACE INTO section VALUES (?, ?, ?, ?)", (slug, signature, data, problem))
+                changed = True
+        for slug in set(stored) - set(folders):
+            db.execute("DELETE FROM section WHERE slug = ?", (slug,))
+            changed = True
+        return publishable, changed
+
+    def _parse_all(self, site: Site, jobs: list[tuple[str, str, str]]) -> Iterator[_Parsed]:
+        arguments = [(str(self.content_dir), site, *job) for job in jobs]
+        if len(jobs) < PARALLEL_THRESHOLD or self.workers < 2:
+            yield from map(_parse_bundle, arguments)
+            return
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            yield from pool.map(_parse_bundle, arguments, chunksize=256)
+
+    # -- connections -------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open()
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        connection = self._open()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False, timeout=30)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+
+def _parse_bundle(job: tuple[str, Site, str, str, str]) -> _Parsed:
+    root, site, path, section, signature = job
+    slug = path.split("/", 1)[1]
+    try:
+        article = read_article(Path(root), section, slug, site)
+    except ContentError as error:
+        return _Parsed(path, section, signature, None, None, str(error), ())
+    if article is None:
+        return _Parsed(path, section, signature, None, None, None, ())
+    return _Parsed(path, section, signature, _seconds(article.published), _encode(article), None, article.topics)
+
+
+def _store(db: sqlite3.Connection, parsed: _Parsed) -> None:
+    if parsed.error:
+        log.warning("%s", parsed.error)
+    db.execute(
+        "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, ?)",
+        (parsed.path, parsed.section, parsed.signature, parsed.published, parsed.data, parsed.error),
+    )
+    db.execute("DELETE FROM topic WHERE path = ?", (parsed.path,))
+    db.executemany(
+        "INSERT INTO topic VALUES (?, ?, ?, ?)",
+        [(topic.slug, parsed.published, parsed.path, topic.name) for topic in parsed.topics],
+    )
+
+
+def _folders(directory: Path) -> list[str]:
+    """Names of the sub-folders that hold content, skipping hidden and `_` ones."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
+
+
+def _signature_of_bundle(bundle: Path) -> str:
+    """Changes whenever a file of the bundle is added, removed, replaced or rewritten."""
+    try:
+        entries = sorted(os.scandir(bundle), key=lambda entry: entry.name)
+    except OSError:
+        return ""
+    return _digest(_stat_line(entry.name, entry) for entry in entries if entry.name != ".")
+
+
+def _signature_of_files(directory: Path, names: Iterable[str]) -> str:
+    lines = []
+    for name in names:
+        try:
+            lines.append(_stat_line(name, os.stat(directory / name)))
+        except OSError:
+            lines.append(f"{name}:absent")
+    return _digest(lines)
+
+
+def _stat_line(name: str, entry: os.DirEntry[str] | os.stat_result) -> str:
+    try:
+        status = entry.stat() if isinstance(entry, os.DirEntry) else entry
+    except OSError:
+        return f"{name}:unreadable"
+    return f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
+
+
+def _digest(lines: Iterable[str]) -> str:
+    return hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()
+
+
+def _meta(db: sqlite3.Connection, key: str) -> bytes | str | int | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: bytes | str | int | None) -> None:
+    if value is None:
+        db.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _problem(line: str) -> ContentError:
+    path, _, reason = line.partition(": ")
+    return ContentError(path, reason)
