@@ -1,0 +1,117 @@
+"""What a feed holds, whatever its format: its scope, its words, its links and its articles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from . import markup
+from .model import Article, Image, Section, Site
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which articles a feed holds: the whole site, one section or one topic."""
+
+    section: str | None = None
+    topic: str | None = None
+
+    @property
+    def feed_path(self) -> str:
+        """Where its feed files live, from the site root, without a trailing slash."""
+        if self.topic is not None:
+            return f"/feeds/topics/{self.topic}"
+        if self.section is not None:
+            return f"/feeds/{self.section}"
+        return "/feeds"
+
+    @property
+    def page_path(self) -> str:
+        """Its HTML page, from the site root."""
+        if self.topic is not None:
+            return f"/topics/{self.topic}/"
+        if self.section is not None:
+            return f"/{self.section}/"
+        return "/"
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Absolute URLs for everything the service publishes, from one base."""
+
+    #: Scheme and host, and a path prefix if the service is mounted below one; no trailing slash.
+    base_url: str
+
+    def to(self, path: str) -> str:
+        """The absolute URL of a path from the site root."""
+        return f"{self.base_url}{path}"
+
+    def article(self, article: Article) -> str:
+        return self.to(article.path)
+
+    def image(self, image: Image) -> str:
+        return image.src if "://" in image.src else self.to(image.src)
+
+    def body(self, article: Article) -> str:
+        """The article's HTML with every link and photo made absolute."""
+        return markup.absolutize(article.body_html, self.base_url)
+
+    def feed(self, scope: Scope, file_name: str) -> str:
+        return self.to(f"{scope.feed_path}/{file_name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """Everything a renderer needs; renderers add nothing but syntax."""
+
+    scope: Scope
+    title: str
+    description: str
+    language: str
+    #: The newest date among the articles; for an empty feed, when its scope last changed.
+    updated: datetime
+    #: How long a reader may wait before polling again, in minutes.
+    ttl_minutes: int
+    #: The host that names every GUID.
+    authority: str
+    #: The canonical URL prefix of the site, for identifiers that must not move with mirrors.
+    canonical_base_url: str
+    links: Links
+    #: Newest first.
+    articles: tuple[Article, ...]
+    #: The publisher's name, the author of articles that name none.
+    publisher: str
+    #: Section titles by slug, for the section category of each article.
+    section_titles: Mapping[str, str]
+    #: The name of the generator.
+    generator: str
+
+    def self_url(self, file_name: str) -> str:
+        return self.links.feed(self.scope, file_name)
+
+    def feed_id(self, file_name: str) -> str:
+        """A permanent id for the feed document: its canonical URL."""
+        return f"{self.canonical_base_url}{self.scope.feed_path}/{file_name}"
+
+    @property
+    def page_url(self) -> str:
+        return self.links.to(self.scope.page_path)
+
+    def guid(self, article: Article) -> str:
+        return article.guid(self.authority)
+
+
+def authority_of(site: Site, base_url: str) -> str:
+    """The host that names GUIDs: the site's canonical host if it has one, else the serving one."""
+    host = urlsplit(site.base_url or base_url).hostname
+    return host or "localhost"
+
+
+def newest(articles: tuple[Article, ...]) -> datetime | None:
+    return max((article.updated for article in articles), default=None)
+
+
+def section_titles(sections: tuple[Section, ...]) -> dict[str, str]:
+    return {section.slug: section.title for section in sections}

@@ -1,0 +1,1 @@
+"""Pure renderers: a feed description in, the bytes of one format out."""

@@ -1,0 +1,68 @@
+"""JSON Feed 1.1 documents, with each photo's caption and credit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..description import Feed
+
+JSON_FILE = "feed.json"
+JSON_MEDIA_TYPE = "application/feed+json"
+
+
+def render_json(feed: Feed) -> bytes:
+    """The feed as JSON Feed 1.1, UTF-8; photos are attachments and, with caption and credit, `_media`."""
+    document: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed.title,
+        "home_page_url": feed.page_url,
+        "feed_url": feed.self_url(JSON_FILE),
+        "description": feed.description or feed.title,
+        "language": feed.language,
+        "authors": [{"name": feed.publisher}],
+        "items": [_item(feed, article) for article in feed.articles],
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _item(feed: Feed, article: Any) -> dict[str, Any]:
+    section = feed.section_titles.get(article.section, article.section)
+    item: dict[str, Any] = {
+        "id": feed.guid(article),
+        "url": feed.links.article(article),
+        "title": article.title,
+        "content_html": feed.links.body(article),
+        "summary": article.summary,
+        "date_published": article.published.isoformat(),
+        "date_modified": article.updated.isoformat(),
+        "tags": [section, *(topic.name for topic in article.topics)],
+    }
+    if article.authors:
+        item["authors"] = [{"name": author} for author in article.authors]
+    if article.images:
+        item["image"] = feed.links.image(article.images[0])
+        item["attachments"] = [
+            {
+                "url": feed.links.image(image),
+                "mime_type": image.media_type,
+                "title": f"{image.caption} ({image.credit})",
+                "size_in_bytes": image.length,
+            }
+            for image in article.images
+        ]
+        item["_media"] = {
+            "about": "https://www.rssboard.org/media-rss",
+            "images": [
+                {
+                    "url": feed.links.image(image),
+                    "width": image.width,
+                    "height": image.height,
+                    "caption": image.caption,
+                    "credit": image.credit,
+                    "alt": image.alt,
+                }
+                for image in article.images
+            ],
+        }
+    return item

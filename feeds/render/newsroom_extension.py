@@ -1,0 +1,128 @@
+"""A feedgen extension for what feedgen 1.0 lacks or gets wrong for news photos.
+
+It writes, per item: every photo as its own `media:content` with caption, credit and
+thumbnail (never in a `media:group`, where readers show one image); RSS's single
+enclosure; Atom's links with their rel, type, length and title; `dc:creator`;
+and every date through `email.utils`, because feedgen's date helper switches the
+process-wide locale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from lxml import etree
+
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """One photo as a feed shows it: absolute URL, measures, caption and credit."""
+
+    url: str
+    media_type: str
+    length: int
+    width: int
+    height: int
+    caption: str
+    credit: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.caption} ({self.credit})"
+
+
+def rfc822(moment: datetime) -> str:
+    """RFC 822 with a four-digit year, whatever the process locale."""
+    return format_datetime(moment, usegmt=moment.utcoffset() is not None and not moment.utcoffset())
+
+
+class NewsroomExtension(BaseExtension):  # type: ignore[misc]
+    """Feed-level part: the namespaces, and `lastBuildDate` written locale-free."""
+
+    def __init__(self) -> None:
+        self.last_build: datetime | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS, "dc": DC_NS}
+
+    def extend_rss(self, feed: etree._Element) -> etree._Element:
+        channel = feed.find("channel")
+        element = None if channel is None else channel.find("lastBuildDate")
+        if channel is None or element is None:
+            return feed
+        if self.last_build is None:
+            channel.remove(element)
+        else:
+            element.text = rfc822(self.last_build)
+        return feed
+
+
+class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
+    """Item-level part; set `published`, `authors` and `photos` before rendering."""
+
+    def __init__(self) -> None:
+        self.published: datetime | None = None
+        self.authors: tuple[str, ...] = ()
+        self.photos: tuple[Photo, ...] = ()
+
+    def extend_rss(self, item: etree._Element) -> etree._Element:
+        if self.published is not None:
+            etree.SubElement(item, "pubDate").text = rfc822(self.published)
+        for author in self.authors:
+            etree.SubElement(item, f"{{{DC_NS}}}creator").text = author
+        if self.photos:
+            lead = self.photos[0]
+            etree.SubElement(item, "enclosure", url=lead.url, length=str(lead.length), type=lead.media_type)
+        self._add_media(item)
+        return item
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        # feedgen builds Atom elements without a namespace and declares Atom as the default on
+        # the root, so ours are made the same way. It also writes an entry's links with href
+        # alone; the only one it is given is the page.
+        for link in entry.findall("link"):
+            if link.get("rel") is None:
+                link.set("rel", "alternate")
+                link.set("type", "text/html")
+        if self.published is not None:
+            etree.SubElement(entry, "published").text = self.published.isoformat()
+        for photo in self.photos:
+            etree.SubElement(
+                entry,
+                "link",
+                rel="enclosure",
+                href=photo.url,
+                type=photo.media_type,
+                length=str(photo.length),
+                title=photo.title,
+            )
+        self._add_media(entry)
+        return entry
+
+    def _add_media(self, parent: etree._Element) -> None:
+        for photo in self.photos:
+            content = etree.SubElement(
+                parent,
+                f"{{{MEDIA_NS}}}content",
+                url=photo.url,
+                medium="image",
+                type=photo.media_type,
+                width=str(photo.width),
+                height=str(photo.height),
+                fileSize=str(photo.length),
+            )
+            etree.SubElement(content, f"{{{MEDIA_NS}}}description", type="plain").text = photo.caption
+            etree.SubElement(content, f"{{{MEDIA_NS}}}credit").text = photo.credit
+            etree.SubElement(
+                content,
+                f"{{{MEDIA_NS}}}thumbnail",
+                url=photo.url,
+                width=str(photo.width),
+                height=str(photo.height),
+            )
