@@ -1,0 +1,35 @@
+"""The application factory: settings, index, publisher and views wired together."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import cli, http_errors, web
+from .config import load_settings
+from .index import ContentIndex
+from .publisher import Clock, Publisher, utc_now
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> Flask:
+    """A ready app; `config` takes the same names as the FEEDS_* variables and wins over them.
+
+    Nothing is read from the content directory until the first request or command.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_settings(config)
+    content_dir = settings.content_dir.resolve()
+    cache_dir = settings.cache_dir or Path(app.instance_path)
+    # One database per content directory, so that two newsrooms never share an index.
+    name = hashlib.blake2b(os.fsencode(content_dir), digest_size=8).hexdigest()
+    index = ContentIndex(content_dir, cache_dir / f"index-{name}.sqlite3")
+    app.extensions["feeds"] = Publisher(index, settings, clock)
+    app.register_blueprint(web.blueprint)
+    http_errors.init_app(app)
+    cli.init_app(app)
+    return app

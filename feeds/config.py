@@ -1,0 +1,73 @@
+"""Settings in one place: defaults, then FEEDS_* environment variables, then the caller's mapping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PREFIX = "FEEDS_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the service; each is read from FEEDS_<NAME> (e.g. FEEDS_CONTENT_DIR)."""
+
+    #: Where the stored articles are.
+    content_dir: Path = Path("content")
+    #: Where the index and other derived files go; None means the Flask instance folder.
+    cache_dir: Path | None = None
+    #: Absolute prefix of every URL inside a feed; None means the one the request came in on.
+    base_url: str | None = None
+    #: Items per feed.
+    feed_size: int = 50
+    #: RSS `ttl`: minutes a reader may wait before polling again.
+    ttl_minutes: int = 15
+    #: `Cache-Control: max-age` of feeds and pages, in seconds.
+    max_age: int = 60
+    #: Seconds between cheap rescans of the content directory; 0 rescans before every request.
+    rescan_seconds: float = 2.0
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then FEEDS_* variables from `environ`, then `overrides` (same names); the last wins.
+
+    Raises ConfigError naming the variable and why its value is unusable.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    names = {field.name.upper(): field for field in fields(Settings)}
+    sources: list[Mapping[str, Any]] = [environ, overrides or {}]
+    for source in sources:
+        for key, raw in source.items():
+            name = key[len(PREFIX) :] if key.startswith(PREFIX) else key
+            if name not in names:
+                if source is not environ:
+                    raise ConfigError(key, "no such setting")
+                continue
+            values[names[name].name] = _convert(PREFIX + name, names[name].name, raw)
+    return Settings(**values)
+
+
+def _convert(key: str, name: str, raw: Any) -> Any:
+    if name in ("content_dir", "cache_dir"):
+        return None if raw in (None, "") and name == "cache_dir" else Path(raw)
+    if name == "base_url":
+        if raw in (None, ""):
+            return None
+        text = str(raw).rstrip("/")
+        if not text.startswith(("http://", "https://")) or "://" not in text or len(text.split("/")) < 3:
+            raise ConfigError(key, f"{raw!r} is not an absolute http(s) URL")
+        return text
+    number_type = float if name == "rescan_seconds" else int
+    try:
+        number = number_type(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"{raw!r} is not a number") from None
+    if number < 0 or (name in ("feed_size", "ttl_minutes") and number < 1):
+        raise ConfigError(key, f"{raw!r} is out of range")
+    return number

@@ -1,0 +1,114 @@
+"""HTTP views: feeds, HTML pages and photos. No format is special-cased here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, render_template, request, send_file
+
+from .dates import format_icelandic
+from .description import Links, Scope
+from .errors import NotFound
+from .formats import FORMATS, format_for
+from .publisher import Publisher
+from .slugs import SLUG_PATTERN
+
+blueprint = Blueprint("feeds", __name__)
+
+
+def publisher() -> Publisher:
+    found: Publisher = current_app.extensions["feeds"]
+    return found
+
+
+def base_url() -> str:
+    """Where URLs inside a feed point: FEEDS_BASE_URL, else the address the request came in on."""
+    configured = publisher().settings.base_url
+    return configured or (request.host_url.rstrip("/") + request.script_root)
+
+
+@blueprint.before_app_request
+def refresh_index() -> None:
+    publisher().refresh()
+
+
+@blueprint.app_context_processor
+def page_helpers() -> dict[str, object]:
+    return {
+        "formats": FORMATS,
+        "links": Links(base_url()),
+        "site": publisher().index.site(),
+        "root_scope": Scope(),
+        "scope_of_section": lambda slug: Scope(section=slug),
+        "scope_of_topic": lambda slug: Scope(topic=slug),
+    }
+
+
+@blueprint.app_template_filter("icelandic_date")
+def icelandic_date(moment: datetime) -> str:
+    return format_icelandic(moment, ZoneInfo(publisher().index.site().timezone))
+
+
+@blueprint.get("/feeds/<file_name>")
+def site_feed(file_name: str) -> Response:
+    return _feed(Scope(), file_name)
+
+
+@blueprint.get("/feeds/<section>/<file_name>")
+def section_feed(section: str, file_name: str) -> Response:
+    return _feed(Scope(section=_slug("section", section)), file_name)
+
+
+@blueprint.get("/feeds/topics/<topic>/<file_name>")
+def topic_feed(topic: str, file_name: str) -> Response:
+    return _feed(Scope(topic=_slug("topic", topic)), file_name)
+
+
+def _feed(scope: Scope, file_name: str) -> Response:
+    format_ = format_for(file_name)
+    feed = publisher().feed(scope, base_url())
+    response = Response(format_.render(feed), content_type=format_.content_type)
+    response.last_modified = feed.updated
+    response.cache_control.public = True
+    response.cache_control.max_age = publisher().settings.max_age
+    return response
+
+
+@blueprint.get("/")
+def home() -> str:
+    return render_template("home.html", overview=publisher().overview())
+
+
+@blueprint.get("/<section>/")
+def section_page(section: str) -> str:
+    listing = publisher().listing(Scope(section=_slug("section", section)))
+    return render_template("listing.html", listing=listing)
+
+
+@blueprint.get("/topics/<topic>/")
+def topic_page(topic: str) -> str:
+    listing = publisher().listing(Scope(topic=_slug("topic", topic)))
+    return render_template("listing.html", listing=listing)
+
+
+@blueprint.get("/<section>/<slug>/")
+def article_page(section: str, slug: str) -> str:
+    article = publisher().article(_slug("section", section), _slug("article", slug))
+    site = publisher().index.site()
+    titles = {known.slug: known.title for known in publisher().index.sections()}
+    return render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
+
+
+@blueprint.get("/<section>/<slug>/<file_name>")
+def photo(section: str, slug: str, file_name: str) -> Response:
+    image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
+    response = send_file(path, mimetype=image.media_type, conditional=True, max_age=publisher().settings.max_age)
+    response.cache_control.public = True
+    return response
+
+
+def _slug(kind: str, value: str) -> str:
+    if not SLUG_PATTERN.match(value):
+        raise NotFound(kind, value)
+    return value
