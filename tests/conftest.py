@@ -126,10 +126,16 @@ def client(app: Flask) -> Iterator[FlaskClient]:
         yield test_client
 
 
+def status(client: FlaskClient, url: str) -> int:
+    """The status code of a GET, with the response closed (photos are streamed from files)."""
+    with client.get(url) as response:
+        return response.status_code
+
+
 def get_ok(client: FlaskClient, url: str) -> bytes:
-    response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:500])
-    return response.get_data()
+    with client.get(url) as response:
+        assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:500])
+        return response.get_data()
 
 
 def xml(client: FlaskClient, url: str) -> etree._Element:

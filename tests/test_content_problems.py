@@ -1,0 +1,128 @@
+"""Broken content is left out with a reason, and everything else is still published."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from .conftest import Newsroom, front_matter, parsed, status
+
+GOOD = "Fyrsta málsgrein."
+
+
+def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
+    """One good article and one of each kind of breakage; returns path → expected reason."""
+    newsroom.article("innlent", "heil-frett", title="Heil frétt")
+    newsroom.write("innlent/brotid-yaml/index.md", "---\ntitle: [ólokið\ndate: '2026-01-01'\n---\nTexti.\n")
+    newsroom.article("innlent", "enginn-titill", title="")
+    newsroom.write("innlent/engin-dagsetning/index.md", front_matter({"title": "Án dagsetningar"}) + GOOD)
+    newsroom.article("innlent", "oskiljanleg-dagsetning", date="32. mars 2024")
+    newsroom.write(
+        "innlent/ekki-utf8/index.md",
+        (front_matter({"title": "Frétt", "date": "2026-01-01T00:00:00Z"}) + "Fréttir").encode("latin-1"),
+    )
+    newsroom.article("innlent", "mynd-vantar", images=[{"file": "engin.jpg", "caption": "Mynd.", "credit": "AFP"}])
+    secret = tmp_path / "utan.jpg"
+    newsroom.photo("innlent", "tenging-ut", "tmp.jpg").rename(secret)
+    os.symlink(secret, newsroom.root / "innlent/tenging-ut/leyndo.jpg")
+    newsroom.article("innlent", "tenging-ut", images=[{"file": "leyndo.jpg", "caption": "Mynd.", "credit": "AFP"}])
+    newsroom.write("innlent/enginn-haus/index.md", "Bara texti, enginn haus.\n")
+    return {
+        "innlent/brotid-yaml/index.md": "broken YAML front matter at line 3",
+        "innlent/enginn-titill/index.md": "title is missing",
+        "innlent/engin-dagsetning/index.md": "date is missing",
+        "innlent/oskiljanleg-dagsetning/index.md": "date: unreadable date '32. mars 2024'",
+        "innlent/ekki-utf8/index.md": "is not UTF-8 text (byte 0xe9",
+        "innlent/mynd-vantar/engin.jpg": "listed photo is missing",
+        "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",
+        "innlent/enginn-haus/index.md": "does not start with a front matter block",
+    }
+
+
+def test_each_broken_article_is_left_out_with_a_log_line_and_the_rest_is_published(
+    newsroom: Newsroom, client: FlaskClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = write_broken_newsroom(newsroom, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="feeds"):
+        for feed in ("/feeds/rss.xml", "/feeds/atom.xml", "/feeds/innlent/rss.xml"):
+            assert [entry.title for entry in parsed(client, feed).entries] == ["Heil frétt"]
+    logged = [record.getMessage() for record in caplog.records]
+    for path, reason in expected.items():
+        assert any(line.startswith(f"{path}: {reason}") for line in logged), (path, logged)
+    assert status(client, "/innlent/tenging-ut/leyndo.jpg") == 404
+
+
+def test_check_command_lists_every_problem_and_fails(newsroom: Newsroom, app: Flask, tmp_path: Path) -> None:
+    expected = write_broken_newsroom(newsroom, tmp_path)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected)
+    for path, reason in expected.items():
+        assert any(line.startswith(f"{path}: {reason}") for line in lines), (path, lines)
+
+
+def test_check_command_passes_on_clean_content(newsroom: Newsroom, app: Flask) -> None:
+    newsroom.article("innlent", "heil-frett")
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("meta", "reason"),
+    [
+        ({"titel": "x"}, "unknown front matter key 'titel'"),
+        ({"draft": "já"}, "draft must be true or false"),
+        ({"images": [{"file": "a.jpg", "caption": "Mynd."}]}, "images[1] needs both a caption and a credit"),
+        ({"images": [{"file": "../a.jpg", "caption": "M", "credit": "AFP"}]}, "must be a file name inside the bundle"),
+        ({"images": [{"url": "https://x.is/a.jpg", "caption": "M", "credit": "AFP"}]}, "a remote photo needs type"),
+        ({"authors": "Anna", "topics": [""]}, "each entry of topics must be non-empty text"),
+        ({"id": "með bili"}, "id 'með bili' may hold only"),
+    ],
+)
+def test_front_matter_mistakes_are_named(newsroom: Newsroom, app: Flask, meta: dict[str, object], reason: str) -> None:
+    newsroom.article("innlent", "villa", **meta)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("innlent/villa/index.md: "), result.stdout
+    assert reason in result.stdout
+
+
+def test_photo_placed_in_body_but_not_listed_is_named(newsroom: Newsroom, app: Flask) -> None:
+    newsroom.photo("innlent", "villa", "laus.jpg")
+    newsroom.article("innlent", "villa", body="Texti.\n\n![Mynd](laus.jpg)\n")
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert "innlent/villa/index.md: the body shows 'laus.jpg', which is not listed under images" in result.stdout
+
+
+def test_a_file_that_is_not_an_image_is_named(newsroom: Newsroom, app: Flask) -> None:
+    newsroom.write("innlent/villa/mynd.jpg", "ekki mynd")
+    newsroom.article("innlent", "villa", images=[{"file": "mynd.jpg", "caption": "M", "credit": "AFP"}])
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.stdout.startswith("innlent/villa/mynd.jpg: mynd.jpg is not a readable image")
+
+
+def test_reserved_section_name_is_named(newsroom: Newsroom, app: Flask, client: FlaskClient) -> None:
+    newsroom.article("topics", "frett")
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert "topics: 'topics' is reserved for the service's own URLs" in result.stdout
+    assert parsed(client, "/feeds/rss.xml").entries == []
+
+
+def test_broken_site_settings_keep_the_articles_published(newsroom: Newsroom, client: FlaskClient) -> None:
+    newsroom.write("_index.md", "---\ntitle: [\n---\n")
+    newsroom.article("innlent", "frett", title="Frétt birtist samt")
+    assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Frétt birtist samt"]
+
+
+def test_a_fixed_article_comes_back(newsroom: Newsroom, client: FlaskClient) -> None:
+    newsroom.write("innlent/lagad/index.md", "---\ntitle: [\n---\n")
+    assert parsed(client, "/feeds/rss.xml").entries == []
+    newsroom.article("innlent", "lagad", title="Lagfærð frétt")
+    assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Lagfærð frétt"]

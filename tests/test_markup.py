@@ -1,0 +1,63 @@
+"""Bodies: Markdown to safe HTML, every listed photo once, as a figure."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import html
+
+from feeds.markup import UnknownPhoto, render_body
+from feeds.model import Image
+
+
+def photo(name: str) -> Image:
+    return Image(
+        src=f"/innlent/gos/{name}",
+        file=name,
+        media_type="image/jpeg",
+        length=10,
+        width=4,
+        height=3,
+        caption=f"Texti {name}",
+        credit="AFP",
+        alt="",
+    )
+
+
+LEAD, SECOND, THIRD = photo("a.jpg"), photo("b.jpg"), photo("c.jpg")
+
+
+def figures(body: str) -> list[str]:
+    return html.fragment_fromstring(body, create_parent="div").xpath("//figure/img/@src")
+
+
+def test_a_photo_inside_a_paragraph_follows_that_paragraph() -> None:
+    rendered = render_body("Texti fyrir ![mynd](b.jpg) og eftir.\n\nNæsta.", "/innlent/gos/", (LEAD, SECOND))
+    tree = html.fragment_fromstring(rendered.html, create_parent="div")
+    assert [element.tag for element in tree] == ["figure", "p", "figure", "p"]
+    assert tree[1].text_content() == "Texti fyrir  og eftir."
+    assert figures(rendered.html) == ["/innlent/gos/a.jpg", "/innlent/gos/b.jpg"]
+
+
+def test_every_photo_appears_once_even_if_placed_twice() -> None:
+    rendered = render_body("![](a.jpg)\n\nTexti.\n\n![](a.jpg)\n\n![](c.jpg)", "/innlent/gos/", (LEAD, SECOND, THIRD))
+    assert figures(rendered.html) == ["/innlent/gos/a.jpg", "/innlent/gos/c.jpg", "/innlent/gos/b.jpg"]
+
+
+def test_the_lede_is_the_first_paragraph_with_text() -> None:
+    rendered = render_body("## Fyrirsögn\n\n![](a.jpg)\n\nFyrsta *alvöru*\nmálsgreinin.\n\nÖnnur.", "/x/y/", (LEAD,))
+    assert rendered.first_paragraph == "Fyrsta alvöru málsgreinin."
+
+
+def test_a_photo_that_is_not_listed_is_refused() -> None:
+    with pytest.raises(UnknownPhoto, match=r"'d\.jpg'"):
+        render_body("![](d.jpg)", "/x/y/", (LEAD,))
+
+
+def test_a_photo_in_a_heading_is_refused() -> None:
+    with pytest.raises(UnknownPhoto, match="on a line of its own"):
+        render_body("## Fyrirsögn ![](a.jpg)", "/x/y/", (LEAD,))
+
+
+def test_raw_images_and_unknown_tags_are_dropped() -> None:
+    rendered = render_body('<img src="x.jpg"><marquee>Hæ</marquee> <b>feitt</b>', "/x/y/", ())
+    assert rendered.html == "<p>Hæ <b>feitt</b></p>\n"

@@ -1,0 +1,128 @@
+"""HTML pages for people, and photos served with their own bytes and type."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from lxml import html
+
+from .conftest import Newsroom, get_ok, status
+
+
+@pytest.fixture
+def room(newsroom: Newsroom) -> Newsroom:
+    newsroom.article(
+        "innlent",
+        "gos",
+        title="Eldgos á Reykjanesskaga",
+        topics=["Eldgos", "Þingvellir"],
+        authors=["Anna Jónsdóttir"],
+        date="16. mars 2024 kl. 20.23",
+        photos={"gos.jpg": (64, 48), "kort.png": (30, 20), "hreyfing.gif": (10, 10)},
+        images=[
+            {"file": "gos.jpg", "caption": "Hraunið rennur.", "credit": "Ljósmynd/Jón Pétursson"},
+            {"file": "kort.png", "caption": "Kort af svæðinu.", "credit": "Veðurstofa Íslands"},
+            {"file": "hreyfing.gif", "caption": "Hreyfimynd.", "credit": "AFP"},
+        ],
+    )
+    newsroom.article("erlent", "korea", title="Frétt frá Norður-Kóreu", topics=["Norður-Kórea"])
+    return newsroom
+
+
+def page(client: FlaskClient, url: str) -> html.HtmlElement:
+    return html.fromstring(get_ok(client, url))
+
+
+def test_home_lists_sections_and_topics_with_their_feeds_and_autodiscovery(room: Newsroom, client: FlaskClient) -> None:
+    home = page(client, "/")
+    alternates = {(link.get("type"), link.get("href")) for link in home.xpath("//head/link[@rel='alternate']")}
+    assert alternates == {
+        ("application/rss+xml", "http://localhost/feeds/rss.xml"),
+        ("application/atom+xml", "http://localhost/feeds/atom.xml"),
+        ("application/feed+json", "http://localhost/feeds/feed.json"),
+    }
+    sections = home.xpath("//ul[@class='sections']/li")
+    assert [item.find("a").text for item in sections] == ["Erlent", "Innlent"]
+    assert "http://localhost/feeds/innlent/atom.xml" in sections[1].xpath(".//a/@href")
+    topics = home.xpath("//ul[@class='topics']/li/a[1]/text()")
+    assert sorted(topics) == ["Eldgos", "Norður-Kórea", "Þingvellir"]
+    feed_links = home.xpath("//ul[@class='topics']//a/@href")
+    assert "http://localhost/feeds/topics/thingvellir/rss.xml" in feed_links
+    assert "http://localhost/feeds/topics/nordur-korea/rss.xml" in feed_links
+
+
+@pytest.mark.parametrize(
+    ("url", "feed"),
+    [("/innlent/", "/feeds/innlent/rss.xml"), ("/topics/nordur-korea/", "/feeds/topics/nordur-korea/rss.xml")],
+)
+def test_section_and_topic_pages_list_articles_and_announce_their_feeds(
+    room: Newsroom, client: FlaskClient, url: str, feed: str
+) -> None:
+    listing = page(client, url)
+    assert f"http://localhost{feed}" in listing.xpath("//head/link[@rel='alternate']/@href")
+    assert len(listing.xpath("//ul[@class='articles']/li")) == 1
+
+
+def test_article_page_shows_text_date_and_every_photo(room: Newsroom, client: FlaskClient) -> None:
+    article = page(client, "/innlent/gos/").find(".//article")
+    assert article.findtext("h1") == "Eldgos á Reykjanesskaga"
+    assert article.xpath(".//time/text()") == ["16. mars 2024 kl. 20.23"]
+    captions = [figure.findtext("figcaption/small") for figure in article.findall(".//figure")]
+    assert captions == ["Ljósmynd/Jón Pétursson", "Veðurstofa Íslands", "AFP"]
+    assert article.xpath(".//p[@class='meta'][last()]/a/@href") == [
+        "http://localhost/topics/eldgos/",
+        "http://localhost/topics/thingvellir/",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"), [("gos.jpg", "image/jpeg"), ("kort.png", "image/png"), ("hreyfing.gif", "image/gif")]
+)
+def test_photos_are_served_with_their_bytes_and_type(
+    room: Newsroom, client: FlaskClient, name: str, media_type: str
+) -> None:
+    with client.get(f"/innlent/gos/{name}") as response:
+        assert response.status_code == 200
+        assert response.mimetype == media_type
+        assert response.get_data() == (room.root / "innlent/gos" / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/innlent/gos/index.md",
+        "/innlent/gos/ekki.jpg",
+        "/innlent/engin/",
+        "/enginn-flokkur/",
+        "/topics/ekki-til/",
+        "/innlent/gos/..%2F..%2F_index.md",
+        "/innlent/GOS/",
+        "/feeds/",
+        "/%00/",
+    ],
+)
+def test_anything_else_is_404(room: Newsroom, client: FlaskClient, url: str) -> None:
+    assert status(client, url) == 404
+
+
+def test_a_listed_photo_swapped_for_a_link_outside_is_not_served(
+    room: Newsroom, client: FlaskClient, tmp_path: Path
+) -> None:
+    assert status(client, "/innlent/gos/gos.jpg") == 200
+    outside = tmp_path / "leynd.jpg"
+    outside.write_bytes(b"secret")
+    target = room.root / "innlent/gos/gos.jpg"
+    signature = target.stat()
+    target.unlink()
+    target.symlink_to(outside)
+    # Same size and time, so even a stale index would still list it.
+    os.utime(target, ns=(signature.st_atime_ns, signature.st_mtime_ns), follow_symlinks=False)
+    assert status(client, "/innlent/gos/gos.jpg") == 404
+
+
+def test_methods_other_than_get_are_refused_cleanly(room: Newsroom, client: FlaskClient) -> None:
+    assert client.post("/feeds/rss.xml").status_code == 405
+    assert client.head("/feeds/rss.xml").status_code == 200

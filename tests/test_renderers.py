@@ -1,0 +1,88 @@
+"""Renderers are pure: the same description gives the same bytes, kept as golden files."""
+
+from __future__ import annotations
+
+import locale
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feeds.description import Feed, Links, Scope
+from feeds.formats import FORMATS, Format
+from feeds.model import Article, Image, Topic
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def article(number: int, images: tuple[Image, ...]) -> Article:
+    return Article(
+        id=f"2024-0316-{number}",
+        section="innlent",
+        slug=f"frett-{number}",
+        title=f"Frétt {number}: Þingvellir & „gæsalappir“",
+        published=datetime(2024, 3, 16, 20, number, tzinfo=UTC),
+        updated=datetime(2024, 3, 17, 8, number, tzinfo=UTC),
+        tag_date="2024-03-16",
+        authors=("Anna Jónsdóttir",) if number % 2 else (),
+        topics=(Topic("Norður-Kórea", "nordur-korea"),),
+        summary="Stutt samantekt.",
+        body_html='<p>Texti með <a href="/innlent/annad/">tengli</a>.</p>',
+        images=images,
+    )
+
+
+PHOTO = Image(
+    src="/innlent/frett-2/gos.jpg",
+    file="gos.jpg",
+    media_type="image/jpeg",
+    length=12345,
+    width=640,
+    height=427,
+    caption="Hraunið rennur.",
+    credit="AFP/KCNA",
+    alt="Hraun",
+)
+REMOTE = Image(
+    src="https://myndir.example.is/a.png",
+    file=None,
+    media_type="image/png",
+    length=999,
+    width=10,
+    height=20,
+    caption="Fjarlæg mynd.",
+    credit="Ljósmynd/Jón Pétursson",
+    alt="",
+)
+FEED = Feed(
+    scope=Scope(section="innlent"),
+    title="Innlent – Fréttablaðið",
+    description="Fréttir innanlands",
+    language="is",
+    updated=datetime(2024, 3, 17, 8, 2, tzinfo=UTC),
+    ttl_minutes=15,
+    authority="frettir.example.is",
+    canonical_base_url="https://frettir.example.is",
+    links=Links("https://cdn.example.is"),
+    articles=(article(2, (PHOTO, REMOTE)), article(1, ())),
+    publisher="Fréttablaðið",
+    section_titles={"innlent": "Innlent"},
+    generator="feeds",
+)
+
+
+@pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
+def test_renderer_output_matches_golden_file(format_: Format) -> None:
+    golden = GOLDEN / f"innlent.{format_.file_name}"
+    rendered = format_.render(FEED)
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_bytes(rendered)
+    assert rendered == golden.read_bytes()
+
+
+@pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
+def test_rendering_leaves_the_process_locale_alone(format_: Format) -> None:
+    before = locale.setlocale(locale.LC_ALL)
+    format_.render(FEED)
+    assert locale.setlocale(locale.LC_ALL) == before
