@@ -34,8 +34,7 @@ def index_command() -> None:
     report = publisher.index.sync()
     elapsed = time.perf_counter() - started
     click.echo(
-        f"parsed {report.parsed} bundles, removed {report.removed}, version {report.version},"
-        f" in {elapsed:.3f} s"
+        f"parsed {report.parsed} bundles, removed {report.removed}, version {report.version}, in {elapsed:.3f} s"
     )
 
 

@@ -6,11 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image as PillowImage
-from PIL import UnidentifiedImageError
+import imagesize
 
-#: The photo formats feeds may carry, by Pillow's name for them.
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
 
 
@@ -22,19 +19,35 @@ class Measure:
     height: int
 
 
+def sniff(head: bytes) -> str | None:
+    """The media type the file's first bytes announce, if it is a photo format feeds may carry."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def measure(path: Path) -> Measure:
     """Reads only the header; the length is of the very file whose header was read.
 
-    Raises ValueError saying what is wrong with the file.
+    Width and height are as displayed, after any EXIF rotation. Raises ValueError saying
+    what is wrong with the file.
     """
     with open(path, "rb") as handle:
         length = os.fstat(handle.fileno()).st_size
+        media_type = sniff(handle.read(16))
+        if media_type is None:
+            raise ValueError(f"{path.name} is not a JPEG, PNG, WebP or GIF image")
+        handle.seek(0)
         try:
-            with PillowImage.open(handle) as picture:
-                kind, (width, height) = picture.format, picture.size
-        except (UnidentifiedImageError, OSError) as error:
+            info = imagesize.get_info(handle, dpi=False, colors=False, channels=False)
+        except (ValueError, OSError) as error:
             raise ValueError(f"{path.name} is not a readable image ({error})") from None
-    media_type = MEDIA_TYPES.get(kind or "")
-    if media_type is None:
-        raise ValueError(f"{path.name} is {kind}, not JPEG, PNG, WebP or GIF")
-    return Measure(media_type, length, width, height)
+    if info.width <= 0 or info.height <= 0:
+        raise ValueError(f"{path.name} is not a readable image (no width and height in its header)")
+    return Measure(media_type, length, info.width, info.height)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+import pyromark
 
 from .model import Image
 
@@ -68,9 +67,9 @@ _FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\
 _SITE_ROOTED_URL = re.compile(r'(\s(?:href|src)=")/(?!/)')
 # Stands for a figure while the body is sanitized; U+FFFE is removed from the source, so never collides.
 _FIGURE_MARK = "\ufffe"
-_FIGURE_SLOT = re.compile(f"{_FIGURE_MARK}(\\d+){_FIGURE_MARK}")
 
-_markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
+_MARKDOWN_OPTIONS = pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH
+_FIGURE_PARAGRAPH = re.compile(f"<p>{_FIGURE_MARK}(\\d+){_FIGURE_MARK}</p>\n?")
 
 
 class UnknownPhoto(ValueError):
@@ -108,45 +107,88 @@ def figure_html(image: Image, alt: str = "") -> str:
 def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> RenderedBody:
     """Sanitized HTML where every photo appears once, as a figure.
 
-    Photos the body places with `![…](file)` stand where they are placed; an unplaced lead
-    photo opens the body and other unplaced photos close it. Relative links are resolved
-    against `page_path`, so every link is written from the site root or is absolute.
-    Raises UnknownPhoto for a placed photo that is not listed.
+    A photo the body places with `![…](file)` stands right after the paragraph (or list,
+    quote, table) that places it, and replaces a paragraph that holds nothing else; an
+    unplaced lead photo opens the body and other unplaced photos close it. Relative links
+    are resolved against `page_path`, so every link is written from the site root or is
+    absolute. Raises UnknownPhoto for a placed photo that is not listed.
     """
     by_reference: Mapping[str, Image] = {
         reference: image for image in images for reference in (image.file, image.src) if reference is not None
     }
-    tokens = _markdown.parse(clean_text(markdown))
+    source = clean_text(markdown)
+    layout = _lay_out(source)
     placed: set[str] = set()
     figures: list[str] = []
-    output: list[Token] = []
-    first_paragraph = ""
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        if token.type == "paragraph_open" and tokens[index + 1].type == "inline":
-            inline, close = tokens[index + 1], tokens[index + 2]
-            taken = _take_figures(inline, by_reference, placed)
-            if _has_text(inline):
-                output.extend((token, inline, close))
-                if not first_paragraph:
-                    first_paragraph = one_line(_plain_text(inline))
-            for figure in taken:
-                output.append(_html_block(f"{_FIGURE_MARK}{len(figures)}{_FIGURE_MARK}"))
-                figures.append(figure)
-            index += 3
-            continue
-        if token.type == "inline":
-            _take_figures(token, by_reference, placed, inline_only=True)
-        output.append(token)
-        index += 1
+    edits: list[tuple[int, int, bytes]] = []
+    for block_end, block_photos in layout.photos_by_block:
+        markers = b""
+        for span, reference, alt in block_photos:
+            edits.append((span[0], span[1], b""))
+            image = by_reference.get(reference)
+            if image is None:
+                raise UnknownPhoto(f"the body shows {reference!r}, which is not listed under images")
+            if image.src not in placed:
+                placed.add(image.src)
+                markers += f"\n\n{_FIGURE_MARK}{len(figures)}{_FIGURE_MARK}".encode()
+                figures.append(figure_html(image, alt=alt))
+        edits.append((block_end, block_end, markers + b"\n\n"))
 
-    body = sanitize(_markdown.renderer.render(output, _markdown.options, {}))
-    body = _FIGURE_SLOT.sub(lambda match: figures[int(match[1])], _resolve_links(body, page_path))
+    data = source.encode()
+    for start, end, replacement in sorted(edits, reverse=True):
+        data = data[:start] + replacement + data[end:]
+    body = sanitize(pyromark.html(data.decode(), options=_MARKDOWN_OPTIONS))
+    body = _FIGURE_PARAGRAPH.sub(lambda match: figures[int(match[1])], _resolve_links(body, page_path))
     unplaced = [image for image in images if image.src not in placed]
     opening = "".join(figure_html(image) for image in unplaced[:1] if image is images[0])
     closing = "".join(figure_html(image) for image in unplaced if image is not images[0])
-    return RenderedBody(html=opening + body + closing, first_paragraph=first_paragraph)
+    return RenderedBody(html=opening + body + closing, first_paragraph=layout.first_paragraph)
+
+
+@dataclass(slots=True)
+class _Layout:
+    """Where a body's photos stand, and the text of its first paragraph."""
+
+    #: For each top-level block that places photos: where the block ends (a byte offset),
+    #: and each photo's byte span, reference and alt text.
+    photos_by_block: list[tuple[int, list[tuple[tuple[int, int], str, str]]]]
+    first_paragraph: str
+
+
+def _lay_out(source: str) -> _Layout:
+    photos_by_block: list[tuple[int, list[tuple[tuple[int, int], str, str]]]] = []
+    block_photos: list[tuple[tuple[int, int], str, str]] = []
+    first_paragraph: list[str] | None = None
+    paragraph_text: list[str] | None = None
+    image: tuple[tuple[int, int], str, list[str]] | None = None
+    depth = 0
+    for event, span in pyromark.events_with_range(source, options=_MARKDOWN_OPTIONS):
+        kind, value = next(iter(event.items())) if isinstance(event, dict) else (event, None)
+        if kind == "Start":
+            if depth == 0 and value == "Paragraph" and first_paragraph is None:
+                paragraph_text = []
+            if isinstance(value, dict) and "Image" in value:
+                image = ((span["start"], span["end"]), value["Image"]["dest_url"], [])
+            depth += 1
+        elif kind == "End":
+            depth -= 1
+            if value == "Image" and image is not None:
+                block_photos.append((image[0], image[1], "".join(image[2])))
+                image = None
+            if depth == 0:
+                if block_photos:
+                    photos_by_block.append((span["end"], block_photos))
+                    block_photos = []
+                if paragraph_text is not None and "".join(paragraph_text).strip():
+                    first_paragraph = paragraph_text
+                paragraph_text = None
+        elif kind in ("Text", "Code"):
+            target = image[2] if image is not None else paragraph_text
+            if target is not None:
+                target.append(str(value))
+        elif kind in ("SoftBreak", "HardBreak") and paragraph_text is not None and image is None:
+            paragraph_text.append(" ")
+    return _Layout(photos_by_block, one_line("".join(first_paragraph or ())))
 
 
 def sanitize(fragment: str) -> str:
@@ -163,55 +205,6 @@ def sanitize(fragment: str) -> str:
 def absolutize(fragment: str, base_url: str) -> str:
     """Sanitized HTML with every site-rooted href and src prefixed by `base_url`."""
     return _SITE_ROOTED_URL.sub(lambda match: f"{match[1]}{base_url}/", fragment)
-
-
-def _take_figures(
-    inline: Token,
-    by_reference: Mapping[str, Image],
-    placed: set[str],
-    inline_only: bool = False,
-) -> list[str]:
-    """Removes image tokens from an inline run and returns their figures."""
-    figures: list[str] = []
-    kept: list[Token] = []
-    for child in inline.children or []:
-        if child.type != "image":
-            kept.append(child)
-            continue
-        reference = str(child.attrs.get("src", ""))
-        image = by_reference.get(reference)
-        if image is None:
-            raise UnknownPhoto(f"the body shows {reference!r}, which is not listed under images")
-        if image.src not in placed:
-            placed.add(image.src)
-            figures.append(figure_html(image, alt=child.content))
-    if not inline_only:
-        inline.children = kept
-    elif figures:
-        raise UnknownPhoto("a photo can be placed in a paragraph or on a line of its own only")
-    return figures
-
-
-def _has_text(inline: Token) -> bool:
-    return any(
-        child.type not in ("softbreak", "hardbreak") and (child.type != "text" or child.content.strip())
-        for child in inline.children or []
-    )
-
-
-def _plain_text(inline: Token) -> str:
-    return "".join(
-        child.content if child.type in ("text", "code_inline") else " "
-        for child in inline.children or []
-        if child.type in ("text", "code_inline", "softbreak", "hardbreak")
-    )
-
-
-def _html_block(content: str) -> Token:
-    token = Token("html_block", "", 0)
-    token.content = content
-    token.block = True
-    return token
 
 
 def _resolve_links(fragment: str, page_path: str) -> str:

@@ -105,7 +105,7 @@ def test_a_file_that_is_not_an_image_is_named(newsroom: Newsroom, app: Flask) ->
     newsroom.write("innlent/villa/mynd.jpg", "ekki mynd")
     newsroom.article("innlent", "villa", images=[{"file": "mynd.jpg", "caption": "M", "credit": "AFP"}])
     result = app.test_cli_runner().invoke(args=["check"])
-    assert result.stdout.startswith("innlent/villa/mynd.jpg: mynd.jpg is not a readable image")
+    assert result.stdout.startswith("innlent/villa/mynd.jpg: mynd.jpg is not a JPEG, PNG, WebP or GIF image")
 
 
 def test_reserved_section_name_is_named(newsroom: Newsroom, app: Flask, client: FlaskClient) -> None:

@@ -53,9 +53,19 @@ def test_a_photo_that_is_not_listed_is_refused() -> None:
         render_body("![](d.jpg)", "/x/y/", (LEAD,))
 
 
-def test_a_photo_in_a_heading_is_refused() -> None:
-    with pytest.raises(UnknownPhoto, match="on a line of its own"):
-        render_body("## Fyrirsögn ![](a.jpg)", "/x/y/", (LEAD,))
+@pytest.mark.parametrize(
+    ("markdown", "tags"),
+    [
+        ("## Fyrirsögn ![](b.jpg)\n\nTexti.", ["figure", "h2", "figure", "p"]),
+        ("- liður ![](b.jpg)\n- annar\n\nTexti.", ["figure", "ul", "figure", "p"]),
+        ("> tilvitnun ![](b.jpg)\n\nTexti.", ["figure", "blockquote", "figure", "p"]),
+    ],
+)
+def test_a_photo_inside_a_heading_list_or_quote_follows_that_block(markdown: str, tags: list[str]) -> None:
+    rendered = render_body(markdown, "/x/y/", (LEAD, SECOND))
+    tree = html.fragment_fromstring(rendered.html, create_parent="div")
+    assert [element.tag for element in tree] == tags
+    assert tree.xpath("//img/@src") == ["/innlent/gos/a.jpg", "/innlent/gos/b.jpg"]
 
 
 def test_raw_images_and_unknown_tags_are_dropped() -> None:
