@@ -27,7 +27,7 @@ from .model import Article, Section, Site, Topic
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables or the stored encoding change; an older database is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Below this many changed bundles, parsing in worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 64
 

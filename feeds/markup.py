@@ -65,6 +65,9 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # Characters XML 1.0 forbids, plus C1 controls and DEL that readers show as garbage.
 _FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _SITE_ROOTED_URL = re.compile(r'(\s(?:href|src)=")/(?!/)')
+#: Stands for the site's base URL in stored bodies, before every site-rooted href and src, so
+#: that making a body absolute is one str.replace; U+FFFF is removed from the source, so never collides.
+SITE_ROOT_MARK = "\uffff"
 # Stands for a figure while the body is sanitized; U+FFFE is removed from the source, so never collides.
 _FIGURE_MARK = "\ufffe"
 
@@ -105,7 +108,7 @@ def figure_html(image: Image, alt: str = "") -> str:
 
 
 def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> RenderedBody:
-    """Sanitized HTML where every photo appears once, as a figure.
+    """Sanitized HTML where every photo appears once, as a figure; see `absolutize` for its links.
 
     A photo the body places with `![…](file)` stands right after the paragraph (or list,
     quote, table) that places it, and replaces a paragraph that holds nothing else; an
@@ -142,7 +145,11 @@ def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> Ren
     unplaced = [image for image in images if image.src not in placed]
     opening = "".join(figure_html(image) for image in unplaced[:1] if image is images[0])
     closing = "".join(figure_html(image) for image in unplaced if image is not images[0])
-    return RenderedBody(html=opening + body + closing, first_paragraph=layout.first_paragraph)
+    body = opening + body + closing
+    return RenderedBody(
+        html=_SITE_ROOTED_URL.sub(lambda match: f"{match[1]}{SITE_ROOT_MARK}/", body),
+        first_paragraph=layout.first_paragraph,
+    )
 
 
 @dataclass(slots=True)
@@ -203,8 +210,8 @@ def sanitize(fragment: str) -> str:
 
 
 def absolutize(fragment: str, base_url: str) -> str:
-    """Sanitized HTML with every site-rooted href and src prefixed by `base_url`."""
-    return _SITE_ROOTED_URL.sub(lambda match: f"{match[1]}{base_url}/", fragment)
+    """A stored body with every site-rooted href and src prefixed by `base_url`."""
+    return fragment.replace(SITE_ROOT_MARK, base_url)
 
 
 def _resolve_links(fragment: str, page_path: str) -> str:

@@ -80,7 +80,8 @@ class Article:
     topics: tuple[Topic, ...]
     #: The lede as plain text.
     summary: str
-    #: Sanitized HTML of the body; links inside the site are written from the site root ("/…").
+    #: Sanitized HTML of the body; links inside the site start with markup.SITE_ROOT_MARK, which
+    #: `markup.absolutize` turns into the base URL of the request or the setting.
     body_html: str
     #: The first one is the lead photo.
     images: tuple[Image, ...]

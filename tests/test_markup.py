@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import html
 
-from feeds.markup import UnknownPhoto, render_body
+from feeds.markup import UnknownPhoto, absolutize, render_body
 from feeds.model import Image
 
 
@@ -27,12 +27,12 @@ LEAD, SECOND, THIRD = photo("a.jpg"), photo("b.jpg"), photo("c.jpg")
 
 
 def figures(body: str) -> list[str]:
-    return html.fragment_fromstring(body, create_parent="div").xpath("//figure/img/@src")
+    return html.fragment_fromstring(absolutize(body, ""), create_parent="div").xpath("//figure/img/@src")
 
 
 def test_a_photo_inside_a_paragraph_follows_that_paragraph() -> None:
     rendered = render_body("Texti fyrir ![mynd](b.jpg) og eftir.\n\nNæsta.", "/innlent/gos/", (LEAD, SECOND))
-    tree = html.fragment_fromstring(rendered.html, create_parent="div")
+    tree = html.fragment_fromstring(absolutize(rendered.html, ""), create_parent="div")
     assert [element.tag for element in tree] == ["figure", "p", "figure", "p"]
     assert tree[1].text_content() == "Texti fyrir  og eftir."
     assert figures(rendered.html) == ["/innlent/gos/a.jpg", "/innlent/gos/b.jpg"]
@@ -63,7 +63,7 @@ def test_a_photo_that_is_not_listed_is_refused() -> None:
 )
 def test_a_photo_inside_a_heading_list_or_quote_follows_that_block(markdown: str, tags: list[str]) -> None:
     rendered = render_body(markdown, "/x/y/", (LEAD, SECOND))
-    tree = html.fragment_fromstring(rendered.html, create_parent="div")
+    tree = html.fragment_fromstring(absolutize(rendered.html, ""), create_parent="div")
     assert [element.tag for element in tree] == tags
     assert tree.xpath("//img/@src") == ["/innlent/gos/a.jpg", "/innlent/gos/b.jpg"]
 

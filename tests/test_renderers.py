@@ -11,6 +11,7 @@ import pytest
 
 from feeds.description import Feed, Links, Scope
 from feeds.formats import FORMATS, Format
+from feeds.markup import SITE_ROOT_MARK
 from feeds.model import Article, Image, Topic
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -28,7 +29,7 @@ def article(number: int, images: tuple[Image, ...]) -> Article:
         authors=("Anna Jónsdóttir",) if number % 2 else (),
         topics=(Topic("Norður-Kórea", "nordur-korea"),),
         summary="Stutt samantekt.",
-        body_html='<p>Texti með <a href="/innlent/annad/">tengli</a>.</p>',
+        body_html=f'<p>Texti með <a href="{SITE_ROOT_MARK}/innlent/annad/">tengli</a>.</p>',
         images=images,
     )
 
