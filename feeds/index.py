@@ -11,7 +11,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import msgspec
 
-from .content import SECTION_FILE, SITE_FILE, read_article, read_section, read_site
+from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
 from .errors import ContentError, NotFound
+from .images import PHOTO_SUFFIXES
 from .model import Article, Section, Site, Topic
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class SyncReport:
     removed: int
     #: The content version after the pass; it grows whenever anything public may have changed.
     version: int
+    #: Bundles left as they were because a writer may not be done with them.
+    deferred: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,43 +221,97 @@ class ContentIndex:
 
     # -- writing -----------------------------------------------------------------
 
-    def sync(self) -> SyncReport:
-        """Brings the index in step with the content directory, parsing only what changed."""
+    def sync(self, settle_seconds: float = 0.0, hold: Container[str] = ()) -> SyncReport:
+        """Brings the whole index in step with the content directory, parsing only what changed.
+
+        Bundles named in `hold`, or with a file changed less than `settle_seconds` ago, are
+        left as they were (a writer may be half-way through) and listed as deferred.
+        """
+        return self._write(lambda db: self._sync(db, settle_seconds, hold))
+
+    def sync_bundles(
+        self, paths: Iterable[str], settle_seconds: float = 0.0, complete: Mapping[str, int] | None = None
+    ) -> SyncReport:
+        """Re-reads only the named bundles ("section/slug"), as a watcher does: cheap at any size.
+
+        A bundle with a file changed less than `settle_seconds` ago is deferred, unless that file
+        is `complete`: known whole (its writer closed it) at the modification time given, in
+        nanoseconds; files are named "section/slug/name".
+        """
+        return self._write(lambda db: self._sync_bundles(db, set(paths), settle_seconds, complete or {}))
+
+    def _write(self, work: Callable[[sqlite3.Connection], SyncReport]) -> SyncReport:
         with self._sync_lock, self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                report = self._sync(db)
+                report = work(db)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         return report
 
-    def _sync(self, db: sqlite3.Connection) -> SyncReport:
+    def _sync(self, db: sqlite3.Connection, settle_seconds: float, hold: Container[str]) -> SyncReport:
         site, site_changed = self._sync_site(db)
         sections, sections_changed = self._sync_sections(db)
         stored = dict(db.execute("SELECT path, signature FROM bundle").fetchall())
         seen: set[str] = set()
         to_parse: list[tuple[str, str, str]] = []
+        deferred: list[str] = []
+        settled_before = time.time() - settle_seconds
         for section in sections:
             for slug in _folders(self.content_dir / section):
                 path = f"{section}/{slug}"
                 seen.add(path)
-                signature = _signature_of_bundle(self.content_dir / path)
-                if stored.get(path) != signature:
+                signature, newest = _state_of_bundle(self.content_dir / path)
+                if stored.get(path) == signature:
+                    continue
+                if path in hold or newest > settled_before:
+                    deferred.append(path)
+                else:
                     to_parse.append((path, section, signature))
         removed = set(stored) - seen
         for path in removed:
-            db.execute("DELETE FROM bundle WHERE path = ?", (path,))
-            db.execute("DELETE FROM topic WHERE path = ?", (path,))
+            _remove(db, path)
         for parsed in self._parse_all(site, to_parse):
             _store(db, parsed)
+        changed = bool(site_changed or sections_changed or to_parse or removed)
+        return _report(db, changed, len(to_parse), len(removed), deferred)
 
-        version = int(_meta(db, "version") or 0)
-        if site_changed or sections_changed or to_parse or removed:
-            version += 1
-            _set_meta(db, "version", version)
-        return SyncReport(parsed=len(to_parse), removed=len(removed), version=version)
+    def _sync_bundles(
+        self, db: sqlite3.Connection, paths: set[str], settle_seconds: float, complete: Mapping[str, int]
+    ) -> SyncReport:
+        stored_site = _meta(db, "site")
+        if not isinstance(stored_site, bytes):
+            return self._sync(db, settle_seconds, ())
+        site = _decode_site(stored_site)
+        sections = {slug for (slug,) in db.execute("SELECT slug FROM section WHERE data IS NOT NULL")}
+        placeholders = ", ".join("?" * len(paths))
+        query = f"SELECT path, signature FROM bundle WHERE path IN ({placeholders})"  # noqa: S608 - only "?"s
+        stored = dict(db.execute(query, tuple(paths)).fetchall())
+        to_parse: list[tuple[str, str, str]] = []
+        removed: list[str] = []
+        deferred: list[str] = []
+        settled_before = time.time() - settle_seconds
+        for path in sorted(paths):
+            section, _, slug = path.partition("/")
+            bundle = self.content_dir / path
+            if section not in sections or slug[:1] in ("", ".", "_") or not bundle.is_dir():
+                if path in stored:
+                    removed.append(path)
+                continue
+            signature, newest = _state_of_bundle(bundle, path, complete)
+            if stored.get(path) == signature:
+                continue
+            if newest > settled_before:
+                deferred.append(path)
+            else:
+                to_parse.append((path, section, signature))
+        for path in removed:
+            _remove(db, path)
+        for parsed in self._parse_all(site, to_parse):
+            _store(db, parsed)
+        return _report(db, bool(to_parse or removed), len(to_parse), len(removed), deferred)
 
     def _sync_site(self, db: sqlite3.Connection) -> tuple[Site, bool]:
         """The site's settings, re-read if their file changed; a change marks every article for parsing."""
@@ -346,6 +404,20 @@ def _parse_bundle(job: tuple[str, Site, str, str, str]) -> _Parsed:
     return _Parsed(path, section, signature, _seconds(article.published), _encode(article), None, article.topics)
 
 
+def _report(db: sqlite3.Connection, changed: bool, parsed: int, removed: int, deferred: list[str]) -> SyncReport:
+    """Bumps the content version if anything changed, and says what the pass did."""
+    version = int(_meta(db, "version") or 0)
+    if changed or version == 0:
+        version += 1
+        _set_meta(db, "version", version)
+    return SyncReport(parsed=parsed, removed=removed, version=version, deferred=tuple(deferred))
+
+
+def _remove(db: sqlite3.Connection, path: str) -> None:
+    db.execute("DELETE FROM bundle WHERE path = ?", (path,))
+    db.execute("DELETE FROM topic WHERE path = ?", (path,))
+
+
 def _store(db: sqlite3.Connection, parsed: _Parsed) -> None:
     if parsed.error:
         log.warning("%s", parsed.error)
@@ -369,13 +441,32 @@ def _folders(directory: Path) -> list[str]:
     return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
 
 
-def _signature_of_bundle(bundle: Path) -> str:
-    """Changes whenever a file of the bundle is added, removed, replaced or rewritten."""
+def _state_of_bundle(bundle: Path, path: str = "", complete: Mapping[str, int] | None = None) -> tuple[str, float]:
+    """A signature that changes whenever the article file or a photo is added, removed,
+    replaced or rewritten, and the newest modification time among them, leaving out the
+    files named in `complete` ("section/slug/name").
+
+    Other files (an editor's swap and backup files, notes) are not part of the article.
+    """
+    lines: list[str] = []
+    newest = 0.0
     try:
         entries = sorted(os.scandir(bundle), key=lambda entry: entry.name)
     except OSError:
-        return ""
-    return _digest(_stat_line(entry.name, entry) for entry in entries if entry.name != ".")
+        return "", 0.0
+    for entry in entries:
+        name = entry.name
+        if name != ARTICLE_FILE and (name[0] == "." or os.path.splitext(name)[1].lower() not in PHOTO_SUFFIXES):
+            continue
+        try:
+            status = entry.stat()
+        except OSError:
+            lines.append(f"{name}:unreadable")
+            continue
+        lines.append(f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}")
+        if complete is None or complete.get(f"{path}/{name}") != status.st_mtime_ns:
+            newest = max(newest, status.st_mtime)
+    return _digest(lines), newest
 
 
 def _signature_of_files(directory: Path, names: Iterable[str]) -> str:
@@ -388,11 +479,7 @@ def _signature_of_files(directory: Path, names: Iterable[str]) -> str:
     return _digest(lines)
 
 
-def _stat_line(name: str, entry: os.DirEntry[str] | os.stat_result) -> str:
-    try:
-        status = entry.stat() if isinstance(entry, os.DirEntry) else entry
-    except OSError:
-        return f"{name}:unreadable"
+def _stat_line(name: str, status: os.stat_result) -> str:
     return f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
 
 
