@@ -14,6 +14,7 @@ from . import cli, http_errors, web
 from .config import load_settings
 from .index import ContentIndex
 from .publisher import Clock, Publisher, utc_now
+from .serving import FeedResponder
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> Flask:
@@ -28,7 +29,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_no
     # One database per content directory, so that two newsrooms never share an index.
     name = hashlib.blake2b(os.fsencode(content_dir), digest_size=8).hexdigest()
     index = ContentIndex(content_dir, cache_dir / f"index-{name}.sqlite3")
-    app.extensions["feeds"] = Publisher(index, settings, clock)
+    publisher = Publisher(index, settings, clock)
+    app.extensions["feeds"] = publisher
+    app.wsgi_app = FeedResponder(app.wsgi_app, publisher)  # type: ignore[method-assign]
     app.register_blueprint(web.blueprint)
     http_errors.init_app(app)
     cli.init_app(app)

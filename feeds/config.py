@@ -29,8 +29,11 @@ class Settings:
     ttl_minutes: int = 15
     #: `Cache-Control: max-age` of feeds and pages, in seconds.
     max_age: int = 60
-    #: Seconds between cheap rescans of the content directory; 0 rescans before every request.
-    rescan_seconds: float = 2.0
+    #: Seconds between full rescans by the background indexer, which otherwise follows file
+    #: notifications; 0 turns the indexer off and syncs before every request (tests, editing).
+    rescan_seconds: float = 60.0
+    #: A file changed less than this long ago, and not known to be closed, is not read yet.
+    settle_seconds: float = 2.0
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,7 +66,7 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         if not text.startswith(("http://", "https://")) or "://" not in text or len(text.split("/")) < 3:
             raise ConfigError(key, f"{raw!r} is not an absolute http(s) URL")
         return text
-    number_type = float if name == "rescan_seconds" else int
+    number_type = float if name in ("rescan_seconds", "settle_seconds") else int
     try:
         number = number_type(raw)
     except (TypeError, ValueError):

@@ -35,3 +35,7 @@ class NotFound(FeedsError, LookupError):
         #: What was looked for: "section", "topic", "article", "photo", "format".
         self.kind = kind
         self.name = name
+
+
+class Unavailable(FeedsError):
+    """The service cannot answer yet, e.g. while the first index build runs."""

@@ -8,19 +8,24 @@ from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from .errors import FeedsError, NotFound
+from .errors import FeedsError, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(NotFound, not_found)
+    app.register_error_handler(Unavailable, unavailable)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(FeedsError, feeds_error)
 
 
 def not_found(error: NotFound) -> tuple[str, int]:
     return render_template("error.html", status=404, message=str(error)), 404
+
+
+def unavailable(error: Unavailable) -> tuple[str, int, dict[str, str]]:
+    return render_template("error.html", status=503, message=str(error)), 503, {"Retry-After": "5"}
 
 
 def http_error(error: HTTPException) -> Response | tuple[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,11 +11,20 @@ from pathlib import Path
 
 from .config import Settings
 from .description import Feed, Links, Scope, authority_of, newest, section_titles
-from .errors import NotFound
+from .errors import NotFound, Unavailable
+from .formats import Format
 from .index import ContentIndex, TopicCount
+from .indexer import Indexer
 from .model import Article, Image, Section, Site, Topic
+from .render_cache import RenderCache, Rendered
 
 GENERATOR = "feeds (Python feedgen)"
+#: Feed documents kept rendered: every scope and format of a large newsroom, for a few hosts.
+RENDER_CACHE_ENTRIES = 4096
+#: How stale a worker's idea of the content version may be: well under the 200 ms to visible.
+VERSION_POLL_SECONDS = 0.01
+#: How long a request waits for the first index build before answering 503.
+FIRST_BUILD_WAIT_SECONDS = 20.0
 
 Clock = Callable[[], datetime]
 
@@ -52,18 +60,62 @@ class Publisher:
         self.index = index
         self.settings = settings
         self.clock = clock
-        self._refresh_lock = threading.Lock()
-        self._last_refresh = float("-inf")
+        self.indexer = Indexer(index, settings.rescan_seconds, settings.settle_seconds)
+        self._cache = RenderCache(RENDER_CACHE_ENTRIES)
+        self._version = 0
+        self._version_read_at = float("-inf")
 
-    def refresh(self) -> None:
-        """Rescans the content directory if the last rescan is older than the configured interval."""
-        if time.monotonic() - self._last_refresh < self.settings.rescan_seconds:
+    def ensure_fresh(self) -> None:
+        """Makes sure the index is being kept current, and has been built at least once.
+
+        With `rescan_seconds` at 0 the content directory is synced right here, before every
+        request (for tests and editing); otherwise a background indexer does it. Raises
+        Unavailable while the very first build is still under way elsewhere.
+        """
+        if self.settings.rescan_seconds == 0:
+            self._version = self.index.sync().version
+            self._version_read_at = time.monotonic()
             return
-        with self._refresh_lock:
-            if time.monotonic() - self._last_refresh < self.settings.rescan_seconds:
-                return
-            self.index.sync()
-            self._last_refresh = time.monotonic()
+        self.indexer.start()
+        if self._version:
+            return
+        deadline = time.monotonic() + FIRST_BUILD_WAIT_SECONDS
+        while not self.current_version():
+            if time.monotonic() > deadline:
+                raise Unavailable("the article index is being built")
+            time.sleep(0.05)
+
+    def current_version(self) -> int:
+        """The content version, read from the database at most every VERSION_POLL_SECONDS."""
+        now = time.monotonic()
+        if now - self._version_read_at >= VERSION_POLL_SECONDS:
+            self._version = self.index.version()
+            self._version_read_at = now
+        return self._version
+
+    def rendered(self, scope: Scope, format_: Format, base_url: str) -> Rendered:
+        """The feed's bytes, rendered once per content version; raises NotFound for an unknown scope."""
+        key = (scope, format_.file_name, base_url)
+        version = self.current_version()
+        now = self.clock()
+        entry = self._cache.get(key)
+        if (
+            entry is not None
+            and entry.version == version
+            and (entry.expires is None or now.timestamp() < entry.expires)
+        ):
+            return entry
+        feed = self.feed(scope, base_url)
+        release = self.index.next_release(now)
+        entry = Rendered(
+            body=format_.render(feed),
+            content_type=format_.content_type,
+            last_modified=int(feed.updated.timestamp()),
+            version=version,
+            expires=None if release is None else release.timestamp(),
+        )
+        self._cache.put(key, entry)
+        return entry
 
     def now(self) -> datetime:
         return self.clock()

@@ -1,4 +1,4 @@
-"""HTTP views: feeds, HTML pages and photos. No format is special-cased here."""
+"""HTTP views for people: HTML pages and photos. Feeds are served by `serving.FeedResponder`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
+from werkzeug.exceptions import BadRequest
 
 from .dates import format_icelandic
 from .description import Links, Scope
 from .errors import NotFound
 from .formats import FORMATS, format_for
 from .publisher import Publisher
+from .serving import answer, cache_control, request_base_url
 from .slugs import SLUG_PATTERN
 
 blueprint = Blueprint("feeds", __name__)
@@ -23,21 +25,33 @@ def publisher() -> Publisher:
 
 
 def base_url() -> str:
-    """Where URLs inside a feed point: FEEDS_BASE_URL, else the address the request came in on."""
-    configured = publisher().settings.base_url
-    return configured or (request.host_url.rstrip("/") + request.script_root)
+    """Where URLs inside a page point: FEEDS_BASE_URL, else the address the request came in on."""
+    found = publisher().settings.base_url or request_base_url(request.environ)
+    if found is None:
+        raise BadRequest("the Host header does not name a host")
+    return found
 
 
 @blueprint.before_app_request
-def refresh_index() -> None:
-    publisher().refresh()
+def check_host_and_keep_index_fresh() -> None:
+    base_url()
+    publisher().ensure_fresh()
+
+
+@blueprint.after_app_request
+def allow_caching(response: Response) -> Response:
+    if response.status_code == 200 and not response.cache_control.max_age:
+        response.cache_control.public = True
+        response.cache_control.max_age = publisher().settings.max_age
+    return response
 
 
 @blueprint.app_context_processor
 def page_helpers() -> dict[str, object]:
     return {
         "formats": FORMATS,
-        "links": Links(base_url()),
+        # Error pages are rendered for bad Host headers too, so this one does not raise.
+        "links": Links(publisher().settings.base_url or request_base_url(request.environ) or ""),
         "site": publisher().index.site(),
         "root_scope": Scope(),
         "scope_of_section": lambda slug: Scope(section=slug),
@@ -66,13 +80,10 @@ def topic_feed(topic: str, file_name: str) -> Response:
 
 
 def _feed(scope: Scope, file_name: str) -> Response:
-    format_ = format_for(file_name)
-    feed = publisher().feed(scope, base_url())
-    response = Response(format_.render(feed), content_type=format_.content_type)
-    response.last_modified = feed.updated
-    response.cache_control.public = True
-    response.cache_control.max_age = publisher().settings.max_age
-    return response
+    """The same answer as `serving.FeedResponder`'s, for what reaches Flask (first renders, errors)."""
+    rendered = publisher().rendered(scope, format_for(file_name), base_url())
+    status, headers, body = answer(request.environ, rendered, cache_control(publisher().settings.max_age))
+    return Response(body, status=status, headers=headers)
 
 
 @blueprint.get("/")

@@ -1,0 +1,143 @@
+"""The background indexer: edits, additions and deletions show up without a restart, whole.
+
+These use the real file-system notifications of this machine, as production does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from feeds import create_app
+
+from .conftest import Clock, Newsroom, front_matter, parsed
+
+FEED = "/feeds/rss.xml"
+WAIT_SECONDS = 10.0
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Polls until `condition` holds; fails after WAIT_SECONDS (a bound, not a speed claim)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "the change never showed up"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def start_worker(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> Iterator[Callable[[], Flask]]:
+    """Starts apps the way server workers start: same content, same index, own process state."""
+    started: list[Flask] = []
+
+    def start() -> Flask:
+        app = create_app(
+            {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "RESCAN_SECONDS": 60, "SETTLE_SECONDS": 2},
+            clock=clock,
+        )
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.extensions["feeds"].indexer.stop()
+
+
+def titles(app: Flask, url: str = FEED) -> list[str]:
+    return [entry.title for entry in parsed(app.test_client(), url).entries]
+
+
+@pytest.fixture
+def worker(newsroom: Newsroom, start_worker: Callable[[], Flask]) -> Flask:
+    newsroom.article("innlent", "fyrsta", title="Fyrsta frétt", date="2026-10-01T12:00:00Z")
+    newsroom.article("erlent", "onnur", title="Önnur frétt", date="2026-09-01T12:00:00Z")
+    # Content that was there before the service started; fresher files wait to settle.
+    an_hour_ago = time.time() - 3600
+    for path in newsroom.root.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    app = start_worker()
+    assert titles(app) == ["Fyrsta frétt", "Önnur frétt"]  # the first request waits for the first build
+    return app
+
+
+def test_an_edit_shows_up_without_a_restart(newsroom: Newsroom, worker: Flask) -> None:
+    newsroom.article("innlent", "fyrsta", title="Fyrsta frétt, uppfærð", date="2026-10-01T12:00:00Z")
+    wait_until(lambda: titles(worker) == ["Fyrsta frétt, uppfærð", "Önnur frétt"])
+    assert titles(worker, "/feeds/innlent/atom.xml") == ["Fyrsta frétt, uppfærð"]
+
+
+def test_a_new_article_and_a_new_photo_show_up(newsroom: Newsroom, worker: Flask) -> None:
+    newsroom.article(
+        "innlent",
+        "ny",
+        title="Ný frétt",
+        date="2026-10-20T00:00:00Z",
+        photos={"mynd.jpg": (50, 40)},
+        images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}],
+    )
+    wait_until(lambda: titles(worker)[:1] == ["Ný frétt"])
+    entry = parsed(worker.test_client(), FEED).entries[0]
+    assert [content["url"] for content in entry.media_content] == ["http://localhost/innlent/ny/mynd.jpg"]
+
+
+def test_a_deleted_article_disappears(newsroom: Newsroom, worker: Flask) -> None:
+    shutil.rmtree(newsroom.root / "innlent" / "fyrsta")
+    wait_until(lambda: titles(worker) == ["Önnur frétt"])
+    assert worker.test_client().get("/innlent/fyrsta/").status_code == 404
+
+
+def test_a_moved_bundle_keeps_its_guid(newsroom: Newsroom, worker: Flask) -> None:
+    newsroom.article("innlent", "faersla", title="Færð frétt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    wait_until(lambda: "Færð frétt" in titles(worker))
+    guid = parsed(worker.test_client(), FEED).entries[0].id
+    (newsroom.root / "innlent" / "faersla").rename(newsroom.root / "erlent" / "faersla")
+    wait_until(lambda: titles(worker, "/feeds/erlent/rss.xml")[:1] == ["Færð frétt"])
+    assert titles(worker, "/feeds/innlent/rss.xml") == ["Fyrsta frétt"]
+    assert parsed(worker.test_client(), FEED).entries[0].id == guid
+
+
+def test_a_half_written_file_is_never_published(newsroom: Newsroom, worker: Flask) -> None:
+    text = front_matter({"title": "Löng frétt", "date": "2026-10-25T00:00:00Z"}) + "Upphaf. " * 200 + "ENDIR."
+    path = newsroom.root / "innlent" / "longfrett" / "index.md"
+    path.parent.mkdir()
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.write(text[: len(text) // 2])
+        writer.flush()
+        # Another edit, closed: once it shows, the indexer has seen everything written before it.
+        newsroom.article("erlent", "onnur", title="Önnur frétt, merki", date="2026-09-01T12:00:00Z")
+        wait_until(lambda: "Önnur frétt, merki" in titles(worker))
+        assert "Löng frétt" not in titles(worker)
+        writer.write(text[len(text) // 2 :])
+    wait_until(lambda: "Löng frétt" in titles(worker))
+    entry = parsed(worker.test_client(), FEED).entries[0]
+    assert entry.title == "Löng frétt"
+    assert entry.content[0].value.rstrip().endswith("ENDIR.</p>")
+
+
+def test_every_worker_sees_a_change_and_one_leads(
+    newsroom: Newsroom, worker: Flask, start_worker: Callable[[], Flask]
+) -> None:
+    second = start_worker()
+    assert titles(second) == ["Fyrsta frétt", "Önnur frétt"]
+    workers = [worker, second]
+    assert sum(app.extensions["feeds"].indexer.is_leader for app in workers) == 1
+    newsroom.article("innlent", "fyrsta", title="Breytt í öllum", date="2026-10-01T12:00:00Z")
+    for app in workers:
+        wait_until(lambda app=app: titles(app)[:1] == ["Breytt í öllum"])
+
+
+def test_a_follower_takes_over_when_the_leader_stops(
+    newsroom: Newsroom, worker: Flask, start_worker: Callable[[], Flask]
+) -> None:
+    second = start_worker()
+    titles(second)
+    leader, follower = (worker, second) if worker.extensions["feeds"].indexer.is_leader else (second, worker)
+    leader.extensions["feeds"].indexer.stop()
+    wait_until(lambda: follower.extensions["feeds"].indexer.is_leader)
+    newsroom.article("erlent", "ny", title="Eftir skiptin", date="2026-10-30T00:00:00Z")
+    wait_until(lambda: titles(follower)[:1] == ["Eftir skiptin"])
