@@ -95,6 +95,8 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
     name = f"{bundle}/{ARTICLE_FILE}"
     if not SLUG_PATTERN.match(slug):
         raise ContentError(bundle, "an article folder's name must be lowercase ASCII words joined by hyphens")
+    if (root / name).is_symlink() and not _inside(root / name, root):
+        raise ContentError(name, "article file leads outside the content directory")
     meta, body = _read_front_matter(root / name, name)
     _reject_unknown(meta, _ARTICLE_KEYS, name)
     draft = meta.get("draft", False)
@@ -247,13 +249,15 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
     if Path(file_name).suffix.lower() not in PHOTO_SUFFIXES:
         raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
     path = root / bundle / file_name
-    if not path.is_file():
-        raise ContentError(f"{bundle}/{file_name}", "listed photo is missing")
-    if not _inside(path, root):
+    # Section and bundle folders are never links (the index skips those), so only a photo
+    # that is a link itself can lead elsewhere; one lstat instead of a realpath per photo.
+    if path.is_symlink() and not _inside(path, root):
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory")
     try:
         size = measure(path)
-    except ValueError as error:
+    except (FileNotFoundError, IsADirectoryError):
+        raise ContentError(f"{bundle}/{file_name}", "listed photo is missing") from None
+    except (OSError, ValueError) as error:
         raise ContentError(f"{bundle}/{file_name}", str(error)) from None
     return Image(
         src=f"/{bundle}/{file_name}",

@@ -296,7 +296,7 @@ class ContentIndex:
         for path in sorted(paths):
             section, _, slug = path.partition("/")
             bundle = self.content_dir / path
-            if section not in sections or slug[:1] in ("", ".", "_") or not bundle.is_dir():
+            if section not in sections or slug[:1] in ("", ".", "_") or bundle.is_symlink() or not bundle.is_dir():
                 if path in stored:
                     removed.append(path)
                 continue

@@ -32,6 +32,11 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
     os.symlink(secret, newsroom.root / "innlent/tenging-ut/leyndo.jpg")
     newsroom.article("innlent", "tenging-ut", images=[{"file": "leyndo.jpg", "caption": "Mynd.", "credit": "AFP"}])
     newsroom.write("innlent/enginn-haus/index.md", "Bara texti, enginn haus.\n")
+    outside_article = tmp_path / "leyndarmal.md"
+    outside_article.write_text(front_matter({"title": "Leynd", "date": "2026-01-01T00:00:00Z"}) + "Leyndarmál.")
+    (newsroom.root / "innlent/tengd-grein").mkdir()
+    os.symlink(outside_article, newsroom.root / "innlent/tengd-grein/index.md")
+    os.symlink(tmp_path, newsroom.root / "innlent/tengd-mappa")
     return {
         "innlent/brotid-yaml/index.md": "broken YAML front matter at line 3",
         "innlent/enginn-titill/index.md": "title is missing",
@@ -41,6 +46,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
         "innlent/mynd-vantar/engin.jpg": "listed photo is missing",
         "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",
         "innlent/enginn-haus/index.md": "does not start with a front matter block",
+        "innlent/tengd-grein/index.md": "article file leads outside the content directory",
     }
 
 
