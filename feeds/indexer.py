@@ -1,7 +1,9 @@
 """Keeps the index current in the background: one process per index watches `content/` and syncs.
 
 Every worker process starts an Indexer; they elect one leader through a lock file next to the
-database. The leader syncs everything once, then follows file-system notifications (a closed,
+database. The leader starts the indexing process (`main` below), so that the watch
+and the passes over 100,000 bundles never weigh on a worker's memory, and starts it again if it
+dies. That process syncs everything once, then follows file-system notifications (a closed,
 moved or deleted file re-reads just its bundle) and rescans the whole tree now and then in case
 a notification was lost. Followers only read the database; one takes over if the leader dies.
 A file still open for writing is never read: its bundle keeps its last whole version.
@@ -13,6 +15,9 @@ import fcntl
 import logging
 import os
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,8 +34,10 @@ log = logging.getLogger(__name__)
 
 #: How long the leader waits for more notifications before syncing what it has.
 DEBOUNCE_SECONDS = 0.005
-#: How often a follower tries to become the leader.
+#: How often a follower tries to become the leader, and the leader checks on its process.
 FOLLOWER_POLL_SECONDS = 1.0
+#: How long the indexing process is given to stop before it is killed.
+STOP_SECONDS = 5.0
 
 _WATCHED = [
     events.FileCreatedEvent,
@@ -55,7 +62,10 @@ class _Changes:
 
 
 class Indexer:
-    """Runs the background indexing of one process; `start` is idempotent and fork-aware."""
+    """A worker's part: takes part in the election and, as leader, keeps the indexing process running.
+
+    `start` is idempotent and fork-aware: a process forked from a started one starts its own.
+    """
 
     def __init__(self, index: ContentIndex, rescan_seconds: float, settle_seconds: float) -> None:
         self.index = index
@@ -65,12 +75,6 @@ class Indexer:
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
-        #: Files written to and not yet closed, with when they were last written.
-        self._writing: dict[str, float] = {}
-        #: Files ("section/slug/name") closed or moved into place, with when and their modification
-        #: time then: whole at that modification time, so their bundle need not wait for them.
-        self._complete: dict[str, tuple[float, int]] = {}
         self.is_leader = False
 
     def start(self) -> None:
@@ -87,9 +91,7 @@ class Indexer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    # -- the leader's loop -------------------------------------------------------
+            self._thread.join(timeout=STOP_SECONDS + 2)
 
     def _run(self) -> None:
         lock_path = self.index.database.with_suffix(".lock")
@@ -98,20 +100,71 @@ class Indexer:
                 if _try_lock(lock):
                     self.is_leader = True
                     try:
-                        self._lead()
-                    except Exception:
-                        log.exception("indexing failed; trying again")
+                        self._supervise()
                     finally:
                         self.is_leader = False
                         fcntl.flock(lock, fcntl.LOCK_UN)
                 self._stop.wait(FOLLOWER_POLL_SECONDS)
 
-    def _lead(self) -> None:
+    def _supervise(self) -> None:
+        """Runs the indexing process until told to stop; returns early if it dies."""
+        package_root = str(Path(__file__).resolve().parent.parent)
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
+        process = subprocess.Popen(  # noqa: S603 - our own module, with our own arguments
+            [
+                sys.executable,
+                "-c",
+                "import sys, feeds.indexer; feeds.indexer.main(sys.argv[1:])",
+                str(self.index.content_dir),
+                str(self.index.database),
+                str(self.rescan_seconds),
+                str(self.settle_seconds),
+                str(os.getpid()),
+            ],
+            env=environment,
+        )
+        try:
+            while not self._stop.wait(FOLLOWER_POLL_SECONDS / 4):
+                if process.poll() is not None:
+                    log.warning("the indexing process exited with %s; starting another", process.returncode)
+                    return
+        finally:
+            process.terminate()
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class Leader:
+    """The indexing process: watches the content directory and syncs the index."""
+
+    def __init__(self, index: ContentIndex, rescan_seconds: float, settle_seconds: float, parent: int) -> None:
+        self.index = index
+        self.rescan_seconds = rescan_seconds
+        self.settle_seconds = settle_seconds
+        self.parent = parent
+        self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
+        #: Files written to and not yet closed, with when they were last written.
+        self._writing: dict[str, float] = {}
+        #: Files ("section/slug/name") closed or moved into place, with when and their modification
+        #: time then: whole at that modification time, so their bundle need not wait for them.
+        self._complete: dict[str, tuple[float, int]] = {}
+
+    def stopped(self) -> bool:
+        """Whether the worker that started this process is gone (or SIGTERM arrived)."""
+        return _terminated.is_set() or os.getppid() != self.parent
+
+    def run(self) -> None:
         observer = self._watch()
         try:
             deferred = self._full_pass()
             next_rescan = time.monotonic() + self.rescan_seconds
-            while not self._stop.is_set():
+            while not self.stopped():
                 wait = min(max(next_rescan - time.monotonic(), 0.0), self.settle_seconds or 1.0)
                 changes = self._collect(wait)
                 if changes.everything or time.monotonic() >= next_rescan:
@@ -249,6 +302,18 @@ class _Forward(events.FileSystemEventHandler):
 
     def on_any_event(self, event: events.FileSystemEvent) -> None:
         self._sink.put(event)
+
+
+_terminated = threading.Event()
+
+
+def main(arguments: list[str]) -> None:
+    """The indexing process: CONTENT_DIR DATABASE RESCAN_SECONDS SETTLE_SECONDS PARENT_PID."""
+    content_dir, database, rescan_seconds, settle_seconds, parent = arguments
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s indexer[%(process)d] %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: _terminated.set())
+    index = ContentIndex(Path(content_dir), Path(database))
+    Leader(index, float(rescan_seconds), float(settle_seconds), int(parent)).run()
 
 
 def _try_lock(lock: IO[str]) -> bool:
