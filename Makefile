@@ -33,3 +33,7 @@ check: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+
+## Benchmark against nginx and naive feedgen; writes BENCHMARKS.md (installs wrk and nginx if missing)
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
