@@ -97,14 +97,14 @@ class Publisher:
         """The feed's bytes, rendered once per content version; raises NotFound for an unknown scope."""
         key = (scope, format_.file_name, base_url)
         version = self.current_version()
-        now = self.clock()
         entry = self._cache.get(key)
         if (
             entry is not None
             and entry.version == version
-            and (entry.expires is None or now.timestamp() < entry.expires)
+            and (entry.expires is None or self._timestamp() < entry.expires)
         ):
             return entry
+        now = self.clock()
         feed = self.feed(scope, base_url)
         release = self.index.next_release(now)
         entry = Rendered(
@@ -113,9 +113,14 @@ class Publisher:
             last_modified=int(feed.updated.timestamp()),
             version=version,
             expires=None if release is None else release.timestamp(),
+            cache_control=f"public, max-age={self.settings.max_age}",
         )
         self._cache.put(key, entry)
         return entry
+
+    def _timestamp(self) -> float:
+        """Now, in seconds since the epoch; the system clock's own call unless a clock was given."""
+        return time.time() if self.clock is utc_now else self.clock().timestamp()
 
     def now(self) -> datetime:
         return self.clock()

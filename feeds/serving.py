@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .description import Scope
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .publisher import Publisher
-    from .render_cache import Rendered
+    from .render_cache import Headers, Rendered
 
 _FEED_PATH = re.compile(
     r"^/feeds/(?:topics/(?P<topic>[a-z0-9]+(?:-[a-z0-9]+)*)/|(?P<section>[a-z0-9]+(?:-[a-z0-9]+)*)/)?"
@@ -29,6 +30,7 @@ _FEED_PATH = re.compile(
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
 
+@lru_cache(maxsize=4096)
 def feed_route(path: str) -> tuple[Scope, Format] | None:
     """The feed a path names, or None if it names no feed."""
     match = _FEED_PATH.match(path)
@@ -40,14 +42,19 @@ def feed_route(path: str) -> tuple[Scope, Format] | None:
 def request_base_url(environ: WSGIEnvironment) -> str | None:
     """Scheme, host and mount point the request came in on; None for a Host header that is not a host."""
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return _base_url(environ.get("wsgi.url_scheme", "http"), host, environ.get("SCRIPT_NAME", ""))
+
+
+@lru_cache(maxsize=256)
+def _base_url(scheme: str, host: str, script_name: str) -> str | None:
     if not _HOST.match(host):
         return None
-    scheme = environ.get("wsgi.url_scheme", "http")
     if (scheme, host[-3:]) == ("http", ":80") or (scheme, host[-4:]) == ("https", ":443"):
         host = host.rsplit(":", 1)[0]
-    return f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}"
+    return f"{scheme}://{host}{script_name}"
 
 
+@lru_cache(maxsize=256)
 def accepts_gzip(header: str) -> bool:
     """Whether an Accept-Encoding header admits gzip (a q of 0 refuses it)."""
     for part in header.split(","):
@@ -66,6 +73,8 @@ def accepts_gzip(header: str) -> bool:
 def not_modified(environ: WSGIEnvironment, rendered: Rendered) -> bool:
     """RFC 9110 section 13.1: If-None-Match wins; If-Modified-Since counts only without it."""
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match == rendered.etag or if_none_match == rendered.gzip_etag:
+        return True
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
         return "*" in tags or rendered.etag in tags or rendered.gzip_etag in tags
@@ -79,24 +88,15 @@ def not_modified(environ: WSGIEnvironment, rendered: Rendered) -> bool:
     return False
 
 
-def answer(
-    environ: WSGIEnvironment, rendered: Rendered, cache_control: str
-) -> tuple[str, list[tuple[str, str]], bytes]:
+def answer(environ: WSGIEnvironment, rendered: Rendered) -> tuple[str, Headers, bytes]:
     """Status, headers and body for a GET or HEAD of a rendered feed: the one way feeds are answered."""
     gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    headers = [
-        ("Cache-Control", cache_control),
-        ("ETag", rendered.gzip_etag if gzipped else rendered.etag),
-        ("Last-Modified", formatdate(rendered.last_modified, usegmt=True)),
-        ("Vary", "Accept-Encoding"),
-    ]
     if not_modified(environ, rendered):
-        return "304 Not Modified", headers, b""
-    body = rendered.gzipped() if gzipped else rendered.body
-    headers += [("Content-Type", rendered.content_type), ("Content-Length", str(len(body)))]
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
-    return "200 OK", headers, b"" if environ["REQUEST_METHOD"] == "HEAD" else body
+        return "304 Not Modified", rendered.headers(gzipped, not_modified=True), b""
+    headers = rendered.headers(gzipped, not_modified=False)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return "200 OK", headers, b""
+    return "200 OK", headers, rendered.gzipped() if gzipped else rendered.body
 
 
 class FeedResponder:
@@ -109,7 +109,6 @@ class FeedResponder:
     def __init__(self, app: WSGIApplication, publisher: Publisher) -> None:
         self.app = app
         self.publisher = publisher
-        self.cache_control = cache_control(publisher.settings.max_age)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         route = feed_route(environ.get("PATH_INFO", "")) if environ["REQUEST_METHOD"] in ("GET", "HEAD") else None
@@ -121,10 +120,6 @@ class FeedResponder:
             rendered = self.publisher.rendered(route[0], route[1], base_url)
         except FeedsError:
             return self.app(environ, start_response)
-        status, headers, body = answer(environ, rendered, self.cache_control)
+        status, headers, body = answer(environ, rendered)
         start_response(status, headers)
         return [body]
-
-
-def cache_control(max_age: int) -> str:
-    return f"public, max-age={max_age}"

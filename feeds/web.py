@@ -13,7 +13,7 @@ from .description import Links, Scope
 from .errors import NotFound
 from .formats import FORMATS, format_for
 from .publisher import Publisher
-from .serving import answer, cache_control, request_base_url
+from .serving import answer, request_base_url
 from .slugs import SLUG_PATTERN
 
 blueprint = Blueprint("feeds", __name__)
@@ -82,7 +82,7 @@ def topic_feed(topic: str, file_name: str) -> Response:
 def _feed(scope: Scope, file_name: str) -> Response:
     """The same answer as `serving.FeedResponder`'s, for what reaches Flask (first renders, errors)."""
     rendered = publisher().rendered(scope, format_for(file_name), base_url())
-    status, headers, body = answer(request.environ, rendered, cache_control(publisher().settings.max_age))
+    status, headers, body = answer(request.environ, rendered)
     return Response(body, status=status, headers=headers)
 
 
