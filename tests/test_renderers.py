@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import locale
 import os
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from feeds.description import Feed, Links, Scope
 from feeds.formats import FORMATS, Format
 from feeds.markup import SITE_ROOT_MARK
 from feeds.model import Article, Image, Topic
+from feeds.render import syndication
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -87,3 +89,19 @@ def test_rendering_leaves_the_process_locale_alone(format_: Format) -> None:
     before = locale.setlocale(locale.LC_ALL)
     format_.render(FEED)
     assert locale.setlocale(locale.LC_ALL) == before
+
+
+@pytest.mark.parametrize("file_name", ["rss.xml", "atom.xml"])
+def test_items_kept_from_other_renders_give_the_same_bytes(file_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    render = next(format_ for format_ in FORMATS if format_.file_name == file_name).render
+    newest, older = FEED.articles
+    third = article(3, (PHOTO,))
+    whole = dataclasses.replace(FEED, articles=(third, newest, older))
+
+    monkeypatch.setattr(syndication, "_items", syndication._ItemCache(100))
+    render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea")))  # keeps the two older items
+    partly_kept = render(whole)  # writes only the third, reuses the others
+    fully_kept = render(whole)
+
+    monkeypatch.setattr(syndication, "_items", syndication._ItemCache(100))
+    assert partly_kept == fully_kept == render(whole)

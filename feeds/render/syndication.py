@@ -1,10 +1,21 @@
-"""RSS 2.0 and Atom 1.0 documents, written by feedgen with the newsroom extension."""
+"""RSS 2.0 and Atom 1.0 documents, written by feedgen with the newsroom extension.
+
+An article's item is the same bytes in every feed that holds it (the site's, its section's, its
+topics') and in every render until the article changes, so items are kept once written: a feed
+re-rendered because one article changed writes one item with feedgen and reuses the rest. The
+result is byte for byte what feedgen writes for the whole feed at once.
+"""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from feedgen.feed import FeedGenerator
 
 from ..description import Feed
+from ..model import Article
 from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension, Photo
 
 RSS_FILE = "rss.xml"
@@ -14,21 +25,88 @@ ATOM_MEDIA_TYPE = "application/atom+xml"
 EXTENSION = "newsroom"
 
 
+#: Items kept written, across feeds and renders; a few thousand items are a few megabytes.
+ITEM_CACHE_SIZE = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class _Syntax:
+    file_name: str
+    media_type: str
+    #: Element names are only ever markup in feedgen's output: text and attributes escape "<".
+    item_start: bytes
+    item_end: bytes
+    #: The head document's closing, before which the items go.
+    closing: bytes
+    write: Callable[[FeedGenerator], bytes]
+
+
+RSS = _Syntax(RSS_FILE, RSS_MEDIA_TYPE, b"<item>", b"</item>", b"</channel>", lambda g: g.rss_str(pretty=False))
+ATOM = _Syntax(ATOM_FILE, ATOM_MEDIA_TYPE, b"<entry>", b"</entry>", b"</feed>", lambda g: g.atom_str(pretty=False))
+
+
 def render_rss(feed: Feed) -> bytes:
     """The feed as RSS 2.0, UTF-8."""
-    generator = _generator(feed, RSS_FILE, RSS_MEDIA_TYPE)
-    result: bytes = generator.rss_str(pretty=False)
-    return result
+    return _render(feed, RSS)
 
 
 def render_atom(feed: Feed) -> bytes:
     """The feed as Atom 1.0, UTF-8."""
-    generator = _generator(feed, ATOM_FILE, ATOM_MEDIA_TYPE)
-    result: bytes = generator.atom_str(pretty=False)
-    return result
+    return _render(feed, ATOM)
 
 
-def _generator(feed: Feed, file_name: str, media_type: str) -> FeedGenerator:
+def _render(feed: Feed, syntax: _Syntax) -> bytes:
+    keys = [_item_key(feed, syntax, article) for article in feed.articles]
+    missing = [article for article, key in zip(feed.articles, keys, strict=True) if _items.get(key) is None]
+    if missing:
+        document = syntax.write(_generator(feed, syntax, missing))
+        for article, item in zip(missing, _split(document, syntax), strict=True):
+            _items.put(_item_key(feed, syntax, article), item)
+        if len(missing) == len(keys):
+            return document
+    head = syntax.write(_generator(feed, syntax, ()))
+    cut = head.rindex(syntax.closing)
+    return b"".join((head[:cut], *(_items.get(key) or b"" for key in keys), head[cut:]))
+
+
+def _item_key(feed: Feed, syntax: _Syntax, article: Article) -> tuple[object, ...]:
+    """Everything an item's bytes depend on."""
+    section = feed.section_titles.get(article.section, article.section)
+    return (syntax.file_name, article, feed.links.base_url, feed.authority, section, feed.publisher)
+
+
+def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
+    items = []
+    end = 0
+    while (start := document.find(syntax.item_start, end)) != -1:
+        end = document.index(syntax.item_end, start) + len(syntax.item_end)
+        items.append(document[start:end])
+    return items
+
+
+class _ItemCache:
+    """A bounded map that forgets the oldest items first; reads take no lock."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: dict[tuple[object, ...], bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[object, ...], item: bytes) -> None:
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self.capacity:
+                del self._items[next(iter(self._items))]
+
+
+_items = _ItemCache(ITEM_CACHE_SIZE)
+
+
+def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list[Article]) -> FeedGenerator:
+    file_name, media_type = syntax.file_name, syntax.media_type
     generator = FeedGenerator()
     generator.register_extension(EXTENSION, NewsroomExtension, NewsroomEntryExtension)
     getattr(generator, EXTENSION).last_build = feed.updated if feed.articles else None
@@ -45,7 +123,7 @@ def _generator(feed: Feed, file_name: str, media_type: str) -> FeedGenerator:
     generator.generator(feed.generator)
     generator.docs("https://www.rssboard.org/rss-specification")
 
-    for article in feed.articles:
+    for article in articles:
         entry = generator.add_entry(order="append")
         entry.guid(feed.guid(article), permalink=False)
         entry.title(article.title)
