@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -28,10 +29,15 @@ from .model import Article, Section, Site, Topic
 
 log = logging.getLogger(__name__)
 
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+
 #: Bumped whenever the tables or the stored encoding change; an older database is rebuilt.
 SCHEMA_VERSION = 2
-#: Below this many changed bundles, parsing in worker processes costs more than it saves.
-PARALLEL_THRESHOLD = 64
+#: Below this many bundles to look at, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 2000
+#: Bundles a worker process looks at in one go during a full pass.
+SCAN_CHUNK = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -255,28 +261,30 @@ class ContentIndex:
         site, site_changed = self._sync_site(db)
         sections, sections_changed = self._sync_sections(db)
         stored = dict(db.execute("SELECT path, signature FROM bundle").fetchall())
-        seen: set[str] = set()
-        to_parse: list[tuple[str, str, str]] = []
-        deferred: list[str] = []
+        paths = [f"{section}/{slug}" for section in sections for slug in _folders(self.content_dir / section)]
         settled_before = time.time() - settle_seconds
-        for section in sections:
-            for slug in _folders(self.content_dir / section):
-                path = f"{section}/{slug}"
-                seen.add(path)
-                signature, newest = _state_of_bundle(self.content_dir / path)
-                if stored.get(path) == signature:
-                    continue
-                if path in hold or newest > settled_before:
-                    deferred.append(path)
+        held = {path for path in paths if path in hold}
+        chunks = [paths[start : start + SCAN_CHUNK] for start in range(0, len(paths), SCAN_CHUNK)]
+        jobs = [
+            _Examine(
+                str(self.content_dir), site, chunk, {path: stored.get(path, "") for path in chunk}, settled_before, held
+            )
+            for chunk in chunks
+        ]
+        parsed = 0
+        deferred: list[str] = []
+        for result in self._map(_examine, jobs, len(paths)):
+            for outcome in result:
+                if isinstance(outcome, str):
+                    deferred.append(outcome)
                 else:
-                    to_parse.append((path, section, signature))
-        removed = set(stored) - seen
+                    _store(db, outcome)
+                    parsed += 1
+        removed = set(stored) - set(paths)
         for path in removed:
             _remove(db, path)
-        for parsed in self._parse_all(site, to_parse):
-            _store(db, parsed)
-        changed = bool(site_changed or sections_changed or to_parse or removed)
-        return _report(db, changed, len(to_parse), len(removed), deferred)
+        changed = bool(site_changed or sections_changed or parsed or removed)
+        return _report(db, changed, parsed, len(removed), deferred)
 
     def _sync_bundles(
         self, db: sqlite3.Connection, paths: set[str], settle_seconds: float, complete: Mapping[str, int]
@@ -300,7 +308,7 @@ class ContentIndex:
                 if path in stored:
                     removed.append(path)
                 continue
-            signature, newest = _state_of_bundle(bundle, path, complete)
+            signature, newest = _state_of_bundle(str(bundle), path, complete)
             if stored.get(path) == signature:
                 continue
             if newest > settled_before:
@@ -361,12 +369,15 @@ class ContentIndex:
         return publishable, changed
 
     def _parse_all(self, site: Site, jobs: list[tuple[str, str, str]]) -> Iterator[_Parsed]:
-        arguments = [(str(self.content_dir), site, *job) for job in jobs]
-        if len(jobs) < PARALLEL_THRESHOLD or self.workers < 2:
-            yield from map(_parse_bundle, arguments)
+        return self._map(_parse_bundle, [(str(self.content_dir), site, *job) for job in jobs], len(jobs))
+
+    def _map(self, function: Callable[[_Job], _Result], jobs: list[_Job], size: int) -> Iterator[_Result]:
+        """`map`, in worker processes on every core when there is enough work to pay for them."""
+        if size < PARALLEL_THRESHOLD or self.workers < 2:
+            yield from map(function, jobs)
             return
         with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            yield from pool.map(_parse_bundle, arguments, chunksize=256)
+            yield from pool.map(function, jobs)
 
     # -- connections -------------------------------------------------------------
 
@@ -390,6 +401,34 @@ class ContentIndex:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         return connection
+
+
+@dataclass(frozen=True, slots=True)
+class _Examine:
+    """A slice of a full pass, for one worker process: look at these bundles, parse the changed."""
+
+    root: str
+    site: Site
+    paths: list[str]
+    #: What the index holds for each path ("" if nothing).
+    stored: dict[str, str]
+    #: Files changed after this (seconds since the epoch) may still be being written.
+    settled_before: float
+    held: set[str]
+
+
+def _examine(job: _Examine) -> list[_Parsed | str]:
+    """The changed bundles of the slice, parsed, and the names of those deferred."""
+    outcomes: list[_Parsed | str] = []
+    for path in job.paths:
+        signature, newest = _state_of_bundle(f"{job.root}/{path}")
+        if job.stored[path] == signature:
+            continue
+        if path in job.held or newest > job.settled_before:
+            outcomes.append(path)
+        else:
+            outcomes.append(_parse_bundle((job.root, job.site, path, path.partition("/")[0], signature)))
+    return outcomes
 
 
 def _parse_bundle(job: tuple[str, Site, str, str, str]) -> _Parsed:
@@ -441,31 +480,35 @@ def _folders(directory: Path) -> list[str]:
     return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
 
 
-def _state_of_bundle(bundle: Path, path: str = "", complete: Mapping[str, int] | None = None) -> tuple[str, float]:
+def _state_of_bundle(bundle: str, path: str = "", complete: Mapping[str, int] | None = None) -> tuple[str, float]:
     """A signature that changes whenever the article file or a photo is added, removed,
     replaced or rewritten, and the newest modification time among them, leaving out the
     files named in `complete` ("section/slug/name").
 
-    Other files (an editor's swap and backup files, notes) are not part of the article.
+    Other files (an editor's swap and backup files, notes) are not part of the article. This
+    runs for every bundle in a full pass, so it stays on plain strings and one stat per file.
     """
     lines: list[str] = []
     newest = 0.0
     try:
-        entries = sorted(os.scandir(bundle), key=lambda entry: entry.name)
+        with os.scandir(bundle) as entries:
+            for entry in entries:
+                name = entry.name
+                if name != ARTICLE_FILE and (
+                    name[0] == "." or "." + name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES
+                ):
+                    continue
+                try:
+                    status = entry.stat()
+                except OSError:
+                    lines.append(f"{name}:unreadable")
+                    continue
+                lines.append(f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}")
+                if complete is None or complete.get(f"{path}/{name}") != status.st_mtime_ns:
+                    newest = max(newest, status.st_mtime)
     except OSError:
         return "", 0.0
-    for entry in entries:
-        name = entry.name
-        if name != ARTICLE_FILE and (name[0] == "." or os.path.splitext(name)[1].lower() not in PHOTO_SUFFIXES):
-            continue
-        try:
-            status = entry.stat()
-        except OSError:
-            lines.append(f"{name}:unreadable")
-            continue
-        lines.append(f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}")
-        if complete is None or complete.get(f"{path}/{name}") != status.st_mtime_ns:
-            newest = max(newest, status.st_mtime)
+    lines.sort()
     return _digest(lines), newest
 
 
