@@ -17,15 +17,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 ## Serve the sample newsroom at http://127.0.0.1:8000/
 run: $(VENV)/.installed
 	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} $(BIN)/granian --interface wsgi \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS) app:app
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) --blocking-threads 1 \
+		--http 1 --no-ws --runtime-mode st app:app
 
 ## Lint, type-check and run every test
 test: $(VENV)/.installed lint
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check feeds app.py tests
-	$(BIN)/mypy --strict feeds app.py
+	$(BIN)/ruff check feeds app.py tests bench
+	$(BIN)/mypy --strict feeds app.py bench
 
 ## List every stored file that cannot be published
 check: $(VENV)/.installed

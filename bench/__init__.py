@@ -1,0 +1,1 @@
+"""The benchmark harness behind `make bench`: a synthetic newsroom, real servers, wrk, and BENCHMARKS.md."""

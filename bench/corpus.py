@@ -1,0 +1,222 @@
+"""A synthetic Icelandic newsroom: N page bundles over 10 sections and 200 topics, 1–3 real photos each.
+
+Deterministic for a given seed; a stamp file records the parameters so that an existing
+corpus is reused, and a half-written one is never mistaken for a finished one.
+"""
+
+# ruff: noqa: S311 - reproducible text, not secrets
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+#: Bump when the output changes for the same parameters, so that old corpora are regenerated.
+GENERATOR_VERSION = 1
+STAMP = ".bench-corpus.json"
+PHOTO_DIR = "_myndir"  # skipped by the service: folders starting with "_" are not sections
+NEWEST = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+STEP = timedelta(minutes=17)
+CHUNK = 2_000
+SEED = 20261129
+
+SECTIONS = (
+    ("innlent", "Innlent"),
+    ("erlent", "Erlent"),
+    ("ithrottir", "Íþróttir"),
+    ("menning", "Menning"),
+    ("vidskipti", "Viðskipti"),
+    ("taekni", "Tækni"),
+    ("heilsa", "Heilsa"),
+    ("visindi", "Vísindi"),
+    ("umhverfi", "Umhverfi"),
+    ("skodun", "Skoðun"),
+)
+SUBJECTS = (
+    "Eldgos", "Ferðaþjónusta", "Sjávarútvegur", "Kjaramál", "Skólamál", "Samgöngur", "Húsnæðismál",
+    "Heilbrigðismál", "Orkumál", "Knattspyrna", "Handbolti", "Tónlist", "Bókmenntir", "Veður", "Landbúnaður",
+    "Löggæsla", "Fjármál", "Náttúruvernd", "Sveitarstjórnir", "Hafrannsóknir",
+)  # fmt: skip
+REGIONS = (
+    "á Vestfjörðum", "á Austurlandi", "á Norðurlandi", "á Suðurlandi", "á Reykjanesi", "í Reykjavík",
+    "á Akureyri", "í Vestmannaeyjum", "á Snæfellsnesi", "á Suðurnesjum",
+)  # fmt: skip
+TOPICS = tuple(f"{subject} {region}" for subject in SUBJECTS for region in REGIONS)  # 200
+FIRST_NAMES = (
+    "Guðrún", "Jón", "Sigríður", "Ólafur", "Þórunn", "Bjarki", "Ásdís", "Gunnar", "Hildur", "Ævar",
+    "Sóley", "Örn", "Ýr", "Þórður", "Björk", "Einar", "Hallgrímur", "Kristín", "Úlfar", "Védís",
+)  # fmt: skip
+#: Genitives, to which "son" or "dóttir" is added.
+FATHERS = ("Þórðar", "Péturs", "Steins", "Jóhanns", "Sigurðar", "Magnús", "Ólafs", "Einars", "Gísla", "Hermanns")
+NOUNS = (
+    "ríkisstjórnin", "bæjarstjórn", "lögreglan", "veðurstofan", "landsliðið", "fyrirtækið", "sveitarfélagið",
+    "ráðherra", "þingmaður", "sérfræðingur", "íbúar", "ferðamenn", "sjómenn", "bændur", "nemendur",
+    "hafnarstjórinn", "sóttvarnalæknir", "jarðskjálftinn", "hraunið", "göngin", "brúin", "höfnin", "flugvöllurinn",
+    "þjóðvegurinn", "skólinn", "sjúkrahúsið", "kjarasamningurinn", "fjárlögin", "útflutningurinn", "aflinn",
+    "íþróttahúsið", "tónleikarnir", "sýningin", "bókin", "kvikmyndin", "rannsóknin", "skýrslan", "áætlunin",
+)  # fmt: skip
+VERBS = (
+    "samþykkti", "hafnaði", "kynnti", "tilkynnti", "staðfesti", "gagnrýndi", "ræddi", "lagði fram", "endurskoðaði",
+    "frestaði", "hóf", "lauk", "styrkti", "seldi", "keypti", "opnaði", "lokaði", "vann", "tapaði", "sýndi",
+)  # fmt: skip
+ADJECTIVES = (
+    "nýja", "umdeilda", "mikilvæga", "árlega", "stóra", "óvænta", "þriðja", "síðasta", "fyrsta", "íslenska",
+    "sögulega", "dýra", "viðamikla", "brýna", "kyrrláta", "harða", "gríðarlega", "frábæra", "erfiða", "ótrúlega",
+)  # fmt: skip
+TAILS = (
+    "í gær", "í morgun", "á fundi sínum", "eftir langar viðræður", "fyrir helgi", "í kvöld", "á Alþingi",
+    "í síðustu viku", "þrátt fyrir mótmæli", "með naumum meirihluta", "að sögn talsmanns", "í fyrsta sinn",
+    "í Hörpu", "við Þingvallavatn", "á Ísafirði", "í Hafnarfirði", "á Egilsstöðum", "í Þorlákshöfn",
+)  # fmt: skip
+QUOTES = (
+    "Þetta er mikilvægt skref fyrir okkur öll",
+    "Við höfum beðið eftir þessu lengi",
+    "Ég átti ekki von á þessari niðurstöðu",
+    "Næstu vikur skipta öllu máli",
+    "Fólkið hér á það skilið að fá svör",
+)
+PHOTOS = (  # name, size, colour, format: a handful of distinct real images, hard-linked into bundles
+    ("hofn.jpg", (64, 40), (30, 80, 140), "JPEG"),
+    ("fjall.jpg", (72, 48), (90, 110, 90), "JPEG"),
+    ("gos.jpg", (60, 40), (200, 70, 20), "JPEG"),
+    ("borg.png", (48, 32), (150, 150, 160), "PNG"),
+    ("jokull.png", (56, 36), (210, 225, 240), "PNG"),
+    ("vollur.jpg", (80, 45), (40, 140, 60), "JPEG"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Parameters:
+    articles: int
+    sections: int = len(SECTIONS)
+    topics: int = len(TOPICS)
+    seed: int = SEED
+    generator: int = GENERATOR_VERSION
+
+
+def ensure(root: Path, articles: int, seed: int = SEED) -> tuple[Path, bool]:
+    """The corpus at `root`, generated unless an identical one is already there; returns (root, reused)."""
+    parameters = Parameters(articles=articles, seed=seed)
+    stamp = root / STAMP
+    if stamp.is_file() and json.loads(stamp.read_text()) == asdict(parameters):
+        return root, True
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _write_site(partial)
+    chunks = [
+        (str(partial), start, min(start + CHUNK, articles), articles, seed) for start in range(0, articles, CHUNK)
+    ]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in pool.map(_write_chunk, chunks):
+            pass
+    (partial / STAMP).write_text(json.dumps(asdict(parameters)))
+    shutil.rmtree(root, ignore_errors=True)
+    partial.rename(root)
+    return root, False
+
+
+def newest_bundle(root: Path) -> Path:
+    """The bundle of the newest article, the first item of every feed it is in."""
+    parameters = json.loads((root / STAMP).read_text())
+    number = parameters["articles"] - 1
+    rng = _article_rng(parameters["seed"], number)
+    return root / SECTIONS[rng.randrange(len(SECTIONS))][0] / _slug(number)
+
+
+def _write_site(root: Path) -> None:
+    (root / "_index.md").write_text(
+        "---\ntitle: Fréttavefurinn\n"
+        'description: "Tilbúnar fréttir til álagsprófana: íslenskur texti með ð, þ, æ og ö."\n'
+        "language: is\ntimezone: Atlantic/Reykjavik\nbase_url: https://frettir.example.is\n---\n",
+        encoding="utf-8",
+    )
+    photos = root / PHOTO_DIR
+    photos.mkdir()
+    for name, size, colour, kind in PHOTOS:
+        picture = Image.new("RGB", size, colour)
+        draw = ImageDraw.Draw(picture)
+        draw.rectangle((size[0] // 4, size[1] // 3, size[0] // 2, size[1] - 4), fill=(250, 250, 240))
+        draw.line((0, size[1] - 1, size[0], size[1] // 2), fill=(20, 20, 20), width=2)
+        picture.save(photos / name, kind, **({"quality": 70} if kind == "JPEG" else {}))
+    for slug, title in SECTIONS:
+        (root / slug).mkdir()
+        (root / slug / "_index.md").write_text(
+            f'---\ntitle: {title}\ndescription: "Fréttir úr flokknum {title}."\n---\n', encoding="utf-8"
+        )
+
+
+def _write_chunk(job: tuple[str, int, int, int, int]) -> None:
+    root_name, start, stop, total, seed = job
+    root = Path(root_name)
+    for number in range(start, stop):
+        rng = _article_rng(seed, number)
+        section = SECTIONS[rng.randrange(len(SECTIONS))][0]
+        bundle = root / section / _slug(number)
+        bundle.mkdir()
+        text, photos = _article(rng, number, total)
+        (bundle / "index.md").write_text(text, encoding="utf-8")
+        for index, source in enumerate(photos, start=1):
+            os.link(root / PHOTO_DIR / source, bundle / f"mynd-{index}{Path(source).suffix}")
+
+
+def _article_rng(seed: int, number: int) -> random.Random:
+    return random.Random(f"{seed}:{number}")
+
+
+def _slug(number: int) -> str:
+    return f"frett-{number:06d}"
+
+
+def _article(rng: random.Random, number: int, total: int) -> tuple[str, list[str]]:
+    published = NEWEST - (total - 1 - number) * STEP + timedelta(seconds=rng.randrange(STEP.seconds))
+    photos = rng.sample([name for name, *_ in PHOTOS], rng.randint(1, 3))
+    title = _sentence(rng, period=False)
+    summary = _sentence(rng)
+    authors = [f"{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}{rng.choice(('son', 'dóttir'))}"]
+    authors += [f"{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}son" for _ in range(rng.randint(0, 1))]
+    topics = rng.sample(TOPICS, rng.randint(1, 3))
+    lines = [
+        "---",
+        f"title: {_quoted(title)}",
+        f'date: "{published.strftime("%Y-%m-%dT%H:%M:%SZ")}"',
+        f"authors: [{', '.join(_quoted(author) for author in authors)}]",
+        f"topics: [{', '.join(_quoted(topic) for topic in topics)}]",
+        f"summary: {_quoted(summary)}",
+        "images:",
+    ]
+    for index, source in enumerate(photos, start=1):
+        lines += [
+            f"  - file: mynd-{index}{Path(source).suffix}",
+            f"    caption: {_quoted(_sentence(rng))}",
+            f"    credit: {_quoted('Ljósmynd/' + rng.choice(FIRST_NAMES) + ' ' + rng.choice(FATHERS) + 'son')}",
+            f"    alt: {_quoted(_sentence(rng, period=False))}",
+        ]
+    lines += [f"id: bench-{number:06d}", "---", ""]
+    paragraphs = [_paragraph(rng) for _ in range(rng.randint(3, 6))]
+    if len(photos) > 1:
+        paragraphs.insert(2, f"![{_sentence(rng, period=False)}](mynd-2{Path(photos[1]).suffix})")
+    paragraphs.insert(len(paragraphs) // 2 + 1, f"## {_sentence(rng, period=False)}")
+    paragraphs.append(f"„{rng.choice(QUOTES)},“ segir {authors[0].split()[0]} í samtali við fréttastofuna.")
+    return "\n".join(lines) + "\n\n".join(paragraphs) + "\n", photos
+
+
+def _sentence(rng: random.Random, period: bool = True) -> str:
+    words = [rng.choice(NOUNS), rng.choice(VERBS), rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(TAILS)]
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + ("." if period else "")
+
+
+def _paragraph(rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(rng.randint(3, 6)))
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
