@@ -60,6 +60,11 @@ class Image:
     credit: str
     alt: str
 
+    @property
+    def credited_caption(self) -> str:
+        """Caption and credit in one line, where a format has room for one text: "Hraunið rennur. (AFP)"."""
+        return f"{self.caption} ({self.credit})"
+
 
 @dataclass(frozen=True, slots=True)
 class Article:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..description import Feed
+from ..model import Article
 
 JSON_FILE = "feed.json"
 JSON_MEDIA_TYPE = "application/feed+json"
@@ -26,7 +27,7 @@ def render_json(feed: Feed) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _item(feed: Feed, article: Any) -> dict[str, Any]:
+def _item(feed: Feed, article: Article) -> dict[str, Any]:
     section = feed.section_titles.get(article.section, article.section)
     item: dict[str, Any] = {
         "id": feed.guid(article),
@@ -46,7 +47,7 @@ def _item(feed: Feed, article: Any) -> dict[str, Any]:
             {
                 "url": feed.links.image(image),
                 "mime_type": image.media_type,
-                "title": f"{image.caption} ({image.credit})",
+                "title": image.credited_caption,
                 "size_in_bytes": image.length,
             }
             for image in article.images

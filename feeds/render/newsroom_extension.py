@@ -9,32 +9,20 @@ process-wide locale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from lxml import etree
 
+from ..model import Image
+
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 
 
-@dataclass(frozen=True, slots=True)
-class Photo:
-    """One photo as a feed shows it: absolute URL, measures, caption and credit."""
-
-    url: str
-    media_type: str
-    length: int
-    width: int
-    height: int
-    caption: str
-    credit: str
-
-    @property
-    def title(self) -> str:
-        return f"{self.caption} ({self.credit})"
+#: A photo as a feed shows it: its absolute URL, and the photo.
+Photo = tuple[str, Image]
 
 
 def rfc822(moment: datetime) -> str:
@@ -77,8 +65,8 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
         for author in self.authors:
             etree.SubElement(item, f"{{{DC_NS}}}creator").text = author
         if self.photos:
-            lead = self.photos[0]
-            etree.SubElement(item, "enclosure", url=lead.url, length=str(lead.length), type=lead.media_type)
+            url, lead = self.photos[0]
+            etree.SubElement(item, "enclosure", url=url, length=str(lead.length), type=lead.media_type)
         self._add_media(item)
         return item
 
@@ -92,25 +80,25 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
                 link.set("type", "text/html")
         if self.published is not None:
             etree.SubElement(entry, "published").text = self.published.isoformat()
-        for photo in self.photos:
+        for url, photo in self.photos:
             etree.SubElement(
                 entry,
                 "link",
                 rel="enclosure",
-                href=photo.url,
+                href=url,
                 type=photo.media_type,
                 length=str(photo.length),
-                title=photo.title,
+                title=photo.credited_caption,
             )
         self._add_media(entry)
         return entry
 
     def _add_media(self, parent: etree._Element) -> None:
-        for photo in self.photos:
+        for url, photo in self.photos:
             content = etree.SubElement(
                 parent,
                 f"{{{MEDIA_NS}}}content",
-                url=photo.url,
+                url=url,
                 medium="image",
                 type=photo.media_type,
                 width=str(photo.width),
@@ -122,7 +110,7 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
             etree.SubElement(
                 content,
                 f"{{{MEDIA_NS}}}thumbnail",
-                url=photo.url,
+                url=url,
                 width=str(photo.width),
                 height=str(photo.height),
             )

@@ -16,7 +16,7 @@ from feedgen.feed import FeedGenerator
 
 from ..description import Feed
 from ..model import Article
-from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension, Photo
+from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension
 
 RSS_FILE = "rss.xml"
 ATOM_FILE = "atom.xml"
@@ -141,16 +141,5 @@ def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list
         extension: NewsroomEntryExtension = getattr(entry, EXTENSION)
         extension.published = article.published
         extension.authors = article.authors
-        extension.photos = tuple(
-            Photo(
-                url=feed.links.image(image),
-                media_type=image.media_type,
-                length=image.length,
-                width=image.width,
-                height=image.height,
-                caption=image.caption,
-                credit=image.credit,
-            )
-            for image in article.images
-        )
+        extension.photos = tuple((feed.links.image(image), image) for image in article.images)
     return generator
