@@ -127,6 +127,11 @@ class ContentIndex:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return int(row[0]) if row else 0
 
+    def changed_at(self) -> datetime:
+        """When the content version last went up (the epoch if it never did)."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'changed_at'").fetchone()
+        return datetime.fromtimestamp(int(row[0]) if row else 0, UTC)
+
     def site(self) -> Site:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'site'").fetchone()
         return _decode_site(row[0]) if row else DEFAULT_SITE
@@ -449,6 +454,7 @@ def _report(db: sqlite3.Connection, changed: bool, parsed: int, removed: int, de
     if changed or version == 0:
         version += 1
         _set_meta(db, "version", version)
+        _set_meta(db, "changed_at", int(time.time()))
     return SyncReport(parsed=parsed, removed=removed, version=version, deferred=tuple(deferred))
 
 

@@ -136,7 +136,8 @@ class Publisher:
             title=title,
             description=description,
             language=site.language,
-            updated=newest(articles) or self._scope_changed(scope),
+            # An empty feed still needs a date (Atom's updated): when the index last changed.
+            updated=newest(articles) or self.index.changed_at(),
             ttl_minutes=self.settings.ttl_minutes,
             authority=authority_of(site, base_url),
             canonical_base_url=site.base_url or base_url,
@@ -187,11 +188,3 @@ class Publisher:
             section = self.index.section(scope.section)
             return f"{section.title} – {site.title}", section.description or f"{site.title}: {section.title}"
         return site.title, site.description or site.title
-
-    def _scope_changed(self, scope: Scope) -> datetime:
-        """For an empty feed: when its section's settings (or the site's) last changed on disk."""
-        folder = self.index.content_dir / scope.section if scope.section else self.index.content_dir
-        try:
-            return datetime.fromtimestamp(int((folder / "_index.md").stat().st_mtime), UTC)
-        except OSError:
-            return datetime(2000, 1, 1, tzinfo=UTC)
