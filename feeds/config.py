@@ -34,6 +34,8 @@ class Settings:
     rescan_seconds: float = 60.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
+    #: Rendered feed documents each worker keeps, in megabytes; the oldest go first.
+    render_cache_mb: int = 32
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,6 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         number = number_type(raw)
     except (TypeError, ValueError):
         raise ConfigError(key, f"{raw!r} is not a number") from None
-    if number < 0 or (name in ("feed_size", "ttl_minutes") and number < 1):
+    if number < 0 or (name in ("feed_size", "ttl_minutes", "render_cache_mb") and number < 1):
         raise ConfigError(key, f"{raw!r} is out of range")
     return number

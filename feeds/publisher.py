@@ -19,8 +19,6 @@ from .model import Article, Image, Section, Site, Topic
 from .render_cache import RenderCache, Rendered
 
 GENERATOR = "feeds (Python feedgen)"
-#: Feed documents kept rendered: every scope and format of a large newsroom, for a few hosts.
-RENDER_CACHE_ENTRIES = 4096
 #: How stale a worker's idea of the content version may be: well under the 200 ms to visible.
 VERSION_POLL_SECONDS = 0.01
 #: How long a request waits for the first index build before answering 503.
@@ -61,7 +59,7 @@ class Publisher:
         self.settings = settings
         self.clock = clock
         self.indexer = Indexer(index, settings.rescan_seconds, settings.settle_seconds)
-        self._cache = RenderCache(RENDER_CACHE_ENTRIES)
+        self._cache = RenderCache(settings.render_cache_mb * 1024 * 1024)
         self._version = 0
         self._version_read_at = float("-inf")
 

@@ -69,14 +69,16 @@ class Rendered:
 
 
 class RenderCache:
-    """A bounded map that forgets the oldest entries first; safe to share between threads.
+    """A map bounded in bytes that forgets the oldest entries first; safe to share between threads.
 
     Reads take no lock: a dict lookup is atomic in CPython, and a hit must cost next to nothing.
+    An entry forgotten is rendered again on its next request, cheaply, from kept items.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
         self._entries: dict[Hashable, Rendered] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Rendered | None:
@@ -84,7 +86,15 @@ class RenderCache:
 
     def put(self, key: Hashable, entry: Rendered) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= _weight(old)
             self._entries[key] = entry
-            while len(self._entries) > self.capacity:
-                del self._entries[next(iter(self._entries))]
+            self._bytes += _weight(entry)
+            while self._bytes > self.capacity_bytes and len(self._entries) > 1:
+                self._bytes -= _weight(self._entries.pop(next(iter(self._entries))))
+
+
+def _weight(entry: Rendered) -> int:
+    """The body, and room for its gzip copy (about an eighth of a feed) made on first demand."""
+    return len(entry.body) + len(entry.body) // 8

@@ -150,3 +150,25 @@ def test_last_modified_is_formatted_for_http(room: Newsroom, client: FlaskClient
     response = client.get(FEED)
     stamp = int(parsedate_to_datetime(response.headers["Last-Modified"]).timestamp())
     assert response.headers["Last-Modified"] == formatdate(stamp, usegmt=True)
+
+
+def test_the_render_cache_keeps_to_its_budget(room: Newsroom, clock: Clock, tmp_path: Path) -> None:
+    room.article("innlent", "long", title="Löng frétt", body="Langur texti. " * 3000)  # about 40 KB a document
+    app = create_app(
+        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "RESCAN_SECONDS": 0, "RENDER_CACHE_MB": 1},
+        clock=clock,
+    )
+    client = app.test_client()
+    publisher = app.extensions["feeds"]
+    rss = format_for("rss.xml")
+    first = client.get(FEED)
+    # Many hosts, each its own document: far more than a megabyte's worth is asked for.
+    for number in range(400):
+        assert client.get(FEED, headers={"Host": f"h{number}.example.is"}).status_code == 200
+    assert publisher.rendered(Scope(), rss, "http://h399.example.is") is publisher.rendered(
+        Scope(), rss, "http://h399.example.is"
+    )
+    kept = [len(entry.body) for entry in publisher._cache._entries.values()]
+    assert min(kept) > 40_000 and 1 < len(kept) < 400
+    assert sum(kept) <= 1024 * 1024
+    assert client.get(FEED).data == first.data  # forgotten, rendered again, the same bytes
