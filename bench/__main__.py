@@ -132,6 +132,12 @@ def _bench_corpus(label: str, work: Path, run: Path, options: argparse.Namespace
             each = "each: " + ", ".join("—" if m is None else f"{m:.0f}" for m in times) + " ms"
             measure(f"edit_ms {variant}", f"edit to visible ({variant}), median", _median(times), "ms", each)
         _rows(results, label, SERVICE, server, measured)
+        started = time.perf_counter()
+        asked = _ask_for_every_feed(server)
+        peak = max(server.peak_rss_bytes(), default=0) / 2**20
+        each = ", ".join(f"{size / 2**20:.0f}" for size in server.peak_rss_bytes())
+        detail = f"{asked} requests in {time.perf_counter() - started:.0f} s, plain and gzip; each worker: {each} MB"
+        measure("rss_all_feeds_mb", "peak RSS per worker after every feed was asked for", peak, "MB", detail)
 
     def nginx() -> None:
         if not feed_bytes:
@@ -192,6 +198,20 @@ def _bench_corpus(label: str, work: Path, run: Path, options: argparse.Namespace
         _say(f"{label}: {step}")
         attempt(step, action)
     shutil.rmtree(cache, ignore_errors=True)
+
+
+def _ask_for_every_feed(server: servers.Server) -> int:
+    """Every section's and topic's feed in every format, plain and gzip, as aggregators ask: the
+    worst case for the workers' caches. Returns how many requests were made."""
+    home = load.probe(server.url("/")).body.decode()
+    scopes = [*sorted(set(re.findall(r"/feeds/(?:topics/)?[a-z0-9-]+/(?=rss\.xml)", home))), "/feeds/"]
+    count = 0
+    for scope in scopes:
+        for name in ("rss.xml", "atom.xml", "feed.json"):
+            for headers in ({}, GZIP_HEADERS):
+                load.probe(server.url(scope + name), headers)
+                count += 1
+    return count
 
 
 def _load(server: servers.Server, headers: dict[str, str], seconds: int) -> tuple[load.Probe, load.WrkResult]:

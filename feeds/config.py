@@ -35,7 +35,7 @@ class Settings:
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first.
-    render_cache_mb: int = 32
+    render_cache_mb: int = 16
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

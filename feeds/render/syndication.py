@@ -25,8 +25,8 @@ ATOM_MEDIA_TYPE = "application/atom+xml"
 EXTENSION = "newsroom"
 
 
-#: Items kept written, across feeds and renders; a few thousand items are a few megabytes.
-ITEM_CACHE_SIZE = 2048
+#: Items kept written, across feeds and renders: the newest thousand articles, about 10 MB with their keys.
+ITEM_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
