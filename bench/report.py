@@ -24,9 +24,9 @@ GUNICORN_SERVICE = "service under gunicorn gthread"
 WHY_MISSED = {
     "cached feed vs naive feedgen-per-request": (
         "a plain 200 carries the whole document (about 190 KB), and copying it is the bound on two cores"
-        " shared with wrk: nginx itself serves that file at only about 35x the naive app, so 50x would mean"
+        " shared with wrk: nginx itself serves that file at only 35-41x the naive app in our runs, so 50x would mean"
         " beating nginx at sending a static file. With gzip, which aggregators ask for, the service reaches"
-        " about 50-60x (see the 200 gzip rows). Meeting it for plain 200s takes a smaller document or more cores."
+        " 50-70x (see the 200 gzip rows). Meeting it for plain 200s takes a smaller document or more cores."
     ),
     "first index build, 100k articles": (
         "parsing is about 1 ms of Python per article on this machine (YAML front matter about 30%, Markdown"
