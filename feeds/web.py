@@ -1,4 +1,4 @@
-"""HTTP views for people: HTML pages and photos. Feeds are served by `serving.FeedResponder`."""
+"""HTTP views: HTML pages, photos, and the feed requests `serving.FeedResponder` leaves to Flask."""
 
 from __future__ import annotations
 
