@@ -126,3 +126,29 @@ def test_a_listed_photo_swapped_for_a_link_outside_is_not_served(
 def test_methods_other_than_get_are_refused_cleanly(room: Newsroom, client: FlaskClient) -> None:
     assert client.post("/feeds/rss.xml").status_code == 405
     assert client.head("/feeds/rss.xml").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers"),
+    [
+        ("GET", "/feeds/%ff/rss.xml", {}),
+        ("GET", "/innlent/%00/", {}),
+        ("GET", "/" + "a" * 5000 + "/", {}),
+        ("GET", "/feeds/rss.xml?x=1&y=<script>", {}),
+        ("OPTIONS", "/feeds/rss.xml", {}),
+        ("PUT", "/", {}),
+        ("GET", "/feeds/rss.xml", {"If-Modified-Since": "Mon, 99 Foo 2024 99:99:99 GMT"}),
+        ("GET", "/feeds/rss.xml", {"If-None-Match": "," * 5000}),
+        ("GET", "/feeds/rss.xml", {"Accept-Encoding": "gzip;q=" + "9" * 400}),
+        ("GET", "/feeds/rss.xml", {"Accept-Encoding": "gzip;q=nan"}),
+        ("GET", "/feeds/rss.xml", {"Host": "[::1]:8000"}),
+        ("GET", "/innlent/gos/gos.jpg", {"Range": "bytes=foo"}),
+        ("GET", "/topics/%C3%9Eingvellir/", {}),
+        ("GET", "//feeds/rss.xml", {}),
+    ],
+)
+def test_odd_requests_get_a_clear_answer_never_a_500(
+    room: Newsroom, client: FlaskClient, method: str, url: str, headers: dict[str, str]
+) -> None:
+    with client.open(url, method=method, headers=headers) as response:
+        assert response.status_code < 500
