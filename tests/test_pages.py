@@ -152,3 +152,9 @@ def test_odd_requests_get_a_clear_answer_never_a_500(
 ) -> None:
     with client.open(url, method=method, headers=headers) as response:
         assert response.status_code < 500
+
+
+def test_article_page_announces_its_section_feeds(room: Newsroom, client: FlaskClient) -> None:
+    head = page(client, "/innlent/gos/").find("head")
+    assert "http://localhost/feeds/innlent/atom.xml" in head.xpath("link[@rel='alternate']/@href")
+    assert head.xpath("link[@rel='canonical']/@href") == ["http://localhost/innlent/gos/"]
