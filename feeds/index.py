@@ -297,6 +297,8 @@ class ContentIndex:
         stored_site = _meta(db, "site")
         if not isinstance(stored_site, bytes):
             return self._sync(db, settle_seconds, ())
+        if not paths:
+            return _report(db, False, 0, 0, [])
         site = _decode_site(stored_site)
         sections = {slug for (slug,) in db.execute("SELECT slug FROM section WHERE data IS NOT NULL")}
         placeholders = ", ".join("?" * len(paths))

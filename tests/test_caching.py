@@ -172,3 +172,11 @@ def test_the_render_cache_keeps_to_its_budget(room: Newsroom, clock: Clock, tmp_
     assert min(kept) > 40_000 and 1 < len(kept) < 400
     assert sum(kept) <= 1024 * 1024
     assert client.get(FEED).data == first.data  # forgotten, rendered again, the same bytes
+
+
+def test_syncing_no_bundles_changes_nothing(room: Newsroom, app: Flask, client: FlaskClient) -> None:
+    client.get(FEED)
+    index = app.extensions["feeds"].index
+    version = index.version()
+    assert index.sync_bundles([]).version == version
+    assert index.sync_bundles(["innlent/fyrsta"]).parsed == 0  # unchanged on disk
