@@ -120,9 +120,6 @@ class Publisher:
         """Now, in seconds since the epoch; the system clock's own call unless a clock was given."""
         return time.time() if self.clock is utc_now else self.clock().timestamp()
 
-    def now(self) -> datetime:
-        return self.clock()
-
     def feed(self, scope: Scope, base_url: str) -> Feed:
         """The description of a feed as it stands now; raises NotFound for an unknown scope."""
         now = self.clock()
