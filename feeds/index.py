@@ -272,19 +272,17 @@ class ContentIndex:
         chunks = [paths[start : start + SCAN_CHUNK] for start in range(0, len(paths), SCAN_CHUNK)]
         jobs = [
             _Examine(
-                str(self.content_dir), site, chunk, {path: stored.get(path, "") for path in chunk}, settled_before, held
+                str(self.content_dir),
+                site,
+                chunk,
+                {path: stored.get(path, "") for path in chunk},
+                settled_before,
+                held,
+                {},
             )
             for chunk in chunks
         ]
-        parsed = 0
-        deferred: list[str] = []
-        for result in self._map(_examine, jobs, len(paths)):
-            for outcome in result:
-                if isinstance(outcome, str):
-                    deferred.append(outcome)
-                else:
-                    _store(db, outcome)
-                    parsed += 1
+        parsed, deferred = self._store_examined(db, jobs, len(paths))
         removed = set(stored) - set(paths)
         for path in removed:
             _remove(db, path)
@@ -304,29 +302,24 @@ class ContentIndex:
         placeholders = ", ".join("?" * len(paths))
         query = f"SELECT path, signature FROM bundle WHERE path IN ({placeholders})"  # noqa: S608 - only "?"s
         stored = dict(db.execute(query, tuple(paths)).fetchall())
-        to_parse: list[tuple[str, str, str]] = []
+        present: list[str] = []
         removed: list[str] = []
-        deferred: list[str] = []
-        settled_before = time.time() - settle_seconds
         for path in sorted(paths):
             section, _, slug = path.partition("/")
             bundle = self.content_dir / path
             if section not in sections or slug[:1] in ("", ".", "_") or bundle.is_symlink() or not bundle.is_dir():
                 if path in stored:
                     removed.append(path)
-                continue
-            signature, newest = _state_of_bundle(str(bundle), path, complete)
-            if stored.get(path) == signature:
-                continue
-            if newest > settled_before:
-                deferred.append(path)
             else:
-                to_parse.append((path, section, signature))
+                present.append(path)
         for path in removed:
             _remove(db, path)
-        for parsed in self._parse_all(site, to_parse):
-            _store(db, parsed)
-        return _report(db, bool(to_parse or removed), len(to_parse), len(removed), deferred)
+        job = _Examine(
+            str(self.content_dir), site, present, {path: stored.get(path, "") for path in present},
+            time.time() - settle_seconds, set(), dict(complete),
+        )  # fmt: skip
+        parsed, deferred = self._store_examined(db, [job], len(present))
+        return _report(db, bool(parsed or removed), parsed, len(removed), deferred)
 
     def _sync_site(self, db: sqlite3.Connection) -> tuple[Site, bool]:
         """The site's settings, re-read if their file changed; a change marks every article for parsing."""
@@ -350,33 +343,49 @@ class ContentIndex:
         return site, True
 
     def _sync_sections(self, db: sqlite3.Connection) -> tuple[list[str], bool]:
-        """Slugs of the sections whose articles may be published, and whether any section changed."""
-        stored = dict(db.execute("SELECT slug, signature FROM section").fetchall())
+        """Slugs of the sections whose articles may be published, and whether any section changed.
+
+        A section's settings are read again only when their file changed.
+        """
+        stored = {
+            slug: (signature, publishable)
+            for slug, signature, publishable in db.execute("SELECT slug, signature, data IS NOT NULL FROM section")
+        }
         publishable: list[str] = []
         changed = False
         folders = _folders(self.content_dir)
         for slug in folders:
             signature = _signature_of_files(self.content_dir / slug, (SECTION_FILE,))
-            section: Section | None = None
-            problem: str | None = None
+            if slug in stored and stored[slug][0] == signature:
+                if stored[slug][1]:
+                    publishable.append(slug)
+                continue
+            data, problem = None, None
             try:
-                section = read_section(self.content_dir, slug)
+                data = _encode(read_section(self.content_dir, slug))
                 publishable.append(slug)
             except ContentError as error:
                 problem = str(error)
-            if stored.get(slug) != signature:
-                if problem:
-                    log.warning("%s", problem)
-                data = None if section is None else _encode(section)
-                db.execute("INSERT OR REPLACE INTO section VALUES (?, ?, ?, ?)", (slug, signature, data, problem))
-                changed = True
+                log.warning("%s", problem)
+            db.execute("INSERT OR REPLACE INTO section VALUES (?, ?, ?, ?)", (slug, signature, data, problem))
+            changed = True
         for slug in set(stored) - set(folders):
             db.execute("DELETE FROM section WHERE slug = ?", (slug,))
             changed = True
         return publishable, changed
 
-    def _parse_all(self, site: Site, jobs: list[tuple[str, str, str]]) -> Iterator[_Parsed]:
-        return self._map(_parse_bundle, [(str(self.content_dir), site, *job) for job in jobs], len(jobs))
+    def _store_examined(self, db: sqlite3.Connection, jobs: list[_Examine], size: int) -> tuple[int, list[str]]:
+        """Examines the bundles, stores what was parsed; returns how many, and the deferred paths."""
+        parsed = 0
+        deferred: list[str] = []
+        for result in self._map(_examine, jobs, size):
+            for outcome in result:
+                if isinstance(outcome, str):
+                    deferred.append(outcome)
+                else:
+                    _store(db, outcome)
+                    parsed += 1
+        return parsed, deferred
 
     def _map(self, function: Callable[[_Job], _Result], jobs: list[_Job], size: int) -> Iterator[_Result]:
         """`map`, in worker processes on every core when there is enough work to pay for them."""
@@ -422,25 +431,26 @@ class _Examine:
     #: Files changed after this (seconds since the epoch) may still be being written.
     settled_before: float
     held: set[str]
+    #: Files ("section/slug/name") known whole at the modification time given (ns): not waited for.
+    complete: dict[str, int]
 
 
 def _examine(job: _Examine) -> list[_Parsed | str]:
     """The changed bundles of the slice, parsed, and the names of those deferred."""
     outcomes: list[_Parsed | str] = []
     for path in job.paths:
-        signature, newest = _state_of_bundle(f"{job.root}/{path}")
+        signature, newest = _state_of_bundle(f"{job.root}/{path}", path, job.complete)
         if job.stored[path] == signature:
             continue
         if path in job.held or newest > job.settled_before:
             outcomes.append(path)
         else:
-            outcomes.append(_parse_bundle((job.root, job.site, path, path.partition("/")[0], signature)))
+            outcomes.append(_parse_bundle(job.root, job.site, path, signature))
     return outcomes
 
 
-def _parse_bundle(job: tuple[str, Site, str, str, str]) -> _Parsed:
-    root, site, path, section, signature = job
-    slug = path.split("/", 1)[1]
+def _parse_bundle(root: str, site: Site, path: str, signature: str) -> _Parsed:
+    section, _, slug = path.partition("/")
     try:
         article = read_article(Path(root), section, slug, site)
     except ContentError as error:
@@ -488,7 +498,7 @@ def _folders(directory: Path) -> list[str]:
     return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
 
 
-def _state_of_bundle(bundle: str, path: str = "", complete: Mapping[str, int] | None = None) -> tuple[str, float]:
+def _state_of_bundle(bundle: str, path: str, complete: Mapping[str, int]) -> tuple[str, float]:
     """A signature that changes whenever the article file or a photo is added, removed,
     replaced or rewritten, and the newest modification time among them, leaving out the
     files named in `complete` ("section/slug/name").
@@ -511,8 +521,8 @@ def _state_of_bundle(bundle: str, path: str = "", complete: Mapping[str, int] | 
                 except OSError:
                     lines.append(f"{name}:unreadable")
                     continue
-                lines.append(f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}")
-                if complete is None or complete.get(f"{path}/{name}") != status.st_mtime_ns:
+                lines.append(_stat_line(name, status))
+                if complete.get(f"{path}/{name}") != status.st_mtime_ns:
                     newest = max(newest, status.st_mtime)
     except OSError:
         return "", 0.0
