@@ -39,8 +39,11 @@ def feed_route(path: str) -> tuple[Scope, Format] | None:
     return Scope(section=match["section"], topic=match["topic"]), format_for(match["file"])
 
 
-def request_base_url(environ: WSGIEnvironment) -> str | None:
-    """Scheme, host and mount point the request came in on; None for a Host header that is not a host."""
+def base_url_for(environ: WSGIEnvironment, configured: str | None) -> str | None:
+    """Where URLs in an answer point: the configured base URL, else the scheme, host and mount
+    point the request came in on; None for a Host header that is not a host."""
+    if configured:
+        return configured
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     return _base_url(environ.get("wsgi.url_scheme", "http"), host, environ.get("SCRIPT_NAME", ""))
 
@@ -112,7 +115,7 @@ class FeedResponder:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         route = feed_route(environ.get("PATH_INFO", "")) if environ["REQUEST_METHOD"] in ("GET", "HEAD") else None
-        base_url = self.publisher.settings.base_url or request_base_url(environ)
+        base_url = base_url_for(environ, self.publisher.settings.base_url)
         if route is None or base_url is None:
             return self.app(environ, start_response)
         try:

@@ -13,7 +13,7 @@ from .description import Links, Scope
 from .errors import NotFound
 from .formats import FORMATS, format_for
 from .publisher import Publisher
-from .serving import answer, request_base_url
+from .serving import answer, base_url_for
 from .slugs import SLUG_PATTERN
 
 blueprint = Blueprint("feeds", __name__)
@@ -26,7 +26,7 @@ def publisher() -> Publisher:
 
 def base_url() -> str:
     """Where URLs inside a page point: FEEDS_BASE_URL, else the address the request came in on."""
-    found = publisher().settings.base_url or request_base_url(request.environ)
+    found = base_url_for(request.environ, publisher().settings.base_url)
     if found is None:
         raise BadRequest("the Host header does not name a host")
     return found
@@ -51,7 +51,7 @@ def page_helpers() -> dict[str, object]:
     return {
         "formats": FORMATS,
         # Error pages are rendered for bad Host headers too, so this one does not raise.
-        "links": Links(publisher().settings.base_url or request_base_url(request.environ) or ""),
+        "links": Links(base_url_for(request.environ, publisher().settings.base_url) or ""),
         "site": publisher().index.site(),
         "root_scope": Scope(),
         "scope_of_section": lambda slug: Scope(section=slug),
