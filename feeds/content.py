@@ -95,7 +95,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
     name = f"{bundle}/{ARTICLE_FILE}"
     if not SLUG_PATTERN.match(slug):
         raise ContentError(bundle, "an article folder's name must be lowercase ASCII words joined by hyphens")
-    if (root / name).is_symlink() and not _inside(root / name, root):
+    if (root / name).is_symlink() and not inside(root / name, root):
         raise ContentError(name, "article file leads outside the content directory")
     meta, body = _read_front_matter(root / name, name)
     _reject_unknown(meta, _ARTICLE_KEYS, name)
@@ -251,7 +251,7 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
     path = root / bundle / file_name
     # Section and bundle folders are never links (the index skips those), so only a photo
     # that is a link itself can lead elsewhere; one lstat instead of a realpath per photo.
-    if path.is_symlink() and not _inside(path, root):
+    if path.is_symlink() and not inside(path, root):
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory")
     try:
         size = measure(path)
@@ -289,7 +289,7 @@ def _remote_image(
     return Image(src=url, file=None, media_type=media_type, caption=caption, credit=credit, alt=alt, **numbers)
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
     """Whether `path`, with every link followed, still lies within `root`."""
     real_root = os.path.realpath(root)
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
+from .content import inside
 from .description import Feed, Links, Scope, authority_of, newest, section_titles
 from .errors import NotFound, Unavailable
 from .formats import Format
@@ -167,11 +167,9 @@ class Publisher:
         for image in article.images:
             if image.file == file_name:
                 path = self.index.content_dir / section / slug / file_name
-                real_root = os.path.realpath(self.index.content_dir)
-                real_path = os.path.realpath(path)
                 # Checked again here: the file may have been swapped for a link since it was indexed.
-                if os.path.commonpath([real_root, real_path]) == real_root and os.path.isfile(real_path):
-                    return image, Path(real_path)
+                if inside(path, self.index.content_dir) and path.is_file():
+                    return image, path
         raise NotFound("photo", f"{section}/{slug}/{file_name}")
 
     def _words(self, scope: Scope, site: Site, now: datetime) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from werkzeug.exceptions import BadRequest
 
 from .dates import format_icelandic
-from .description import Links, Scope
+from .description import Links, Scope, section_titles
 from .errors import NotFound
 from .formats import FORMATS, format_for
 from .publisher import Publisher
@@ -107,7 +107,7 @@ def topic_page(topic: str) -> str:
 def article_page(section: str, slug: str) -> str:
     article = publisher().article(_slug("section", section), _slug("article", slug))
     site = publisher().index.site()
-    titles = {known.slug: known.title for known in publisher().index.sections()}
+    titles = section_titles(publisher().index.sections())
     return render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
 
 
