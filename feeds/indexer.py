@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -269,7 +270,7 @@ class Leader:
 
     def _held(self) -> set[str]:
         """Bundles with a file still being written."""
-        return {f"{parts[0]}/{parts[1]}" for path in self._writing if (parts := self._parts(path)) and len(parts) > 2}
+        return self._bundles_of(self._writing)
 
     def _abandoned(self) -> set[str]:
         """Bundles with a file that went quiet for `settle_seconds` without a close being seen.
@@ -282,7 +283,11 @@ class Leader:
         released = [path for path, written in self._writing.items() if written < quiet_since]
         for path in released:
             del self._writing[path]
-        return {f"{parts[0]}/{parts[1]}" for path in released if (parts := self._parts(path)) and len(parts) > 2}
+        return self._bundles_of(released)
+
+    def _bundles_of(self, files: Iterable[str]) -> set[str]:
+        """The bundles ("section/slug") the given files belong to."""
+        return {f"{parts[0]}/{parts[1]}" for path in files if (parts := self._parts(path)) and len(parts) > 2}
 
     def _parts(self, path: str) -> list[str] | None:
         try:
