@@ -70,6 +70,7 @@ def _render(runs: int) -> RenderTiming:
     import dataclasses
 
     from feeds import create_app
+    from feeds.bounded import BoundedCache
     from feeds.description import Scope
     from feeds.formats import format_for
     from feeds.render import syndication
@@ -95,7 +96,7 @@ def _render(runs: int) -> RenderTiming:
             describe_times.append((described - started) * 1e3)
             render_times.append((rendered - began) * 1e3)
         if attempt % 5 == 0:
-            syndication._items = syndication._ItemCache(syndication.ITEM_CACHE_SIZE)
+            syndication._items = BoundedCache(syndication.ITEM_CACHE_SIZE)
             began = time.perf_counter()
             render(feed)
             cold_times.append((time.perf_counter() - began) * 1e3)

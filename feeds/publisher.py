@@ -16,7 +16,7 @@ from .formats import Format
 from .index import ContentIndex, TopicCount
 from .indexer import Indexer
 from .model import Article, Image, Section, Site, Topic
-from .render_cache import RenderCache, Rendered
+from .render_cache import Rendered, render_cache
 
 GENERATOR = "feeds (Python feedgen)"
 #: How stale a worker's idea of the content version may be: well under the 200 ms to visible.
@@ -59,7 +59,7 @@ class Publisher:
         self.settings = settings
         self.clock = clock
         self.indexer = Indexer(index, settings.rescan_seconds, settings.settle_seconds)
-        self._cache = RenderCache(settings.render_cache_mb * 1024 * 1024)
+        self._cache = render_cache(settings.render_cache_mb * 1024 * 1024)
         self._version = 0
         self._version_read_at = float("-inf")
 

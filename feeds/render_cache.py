@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import threading
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from email.utils import formatdate
+
+from .bounded import BoundedCache
 
 #: zlib's default trade-off; the copy is made once per content version, not per request.
 GZIP_LEVEL = 6
@@ -68,31 +68,9 @@ class Rendered:
         return found
 
 
-class RenderCache:
-    """A map bounded in bytes that forgets the oldest entries first; safe to share between threads.
-
-    Reads take no lock: a dict lookup is atomic in CPython, and a hit must cost next to nothing.
-    An entry forgotten is rendered again on its next request, cheaply, from kept items.
-    """
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self.capacity_bytes = capacity_bytes
-        self._entries: dict[Hashable, Rendered] = {}
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Rendered | None:
-        return self._entries.get(key)
-
-    def put(self, key: Hashable, entry: Rendered) -> None:
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= _weight(old)
-            self._entries[key] = entry
-            self._bytes += _weight(entry)
-            while self._bytes > self.capacity_bytes and len(self._entries) > 1:
-                self._bytes -= _weight(self._entries.pop(next(iter(self._entries))))
+def render_cache(capacity_bytes: int) -> BoundedCache[Rendered]:
+    """Rendered documents up to a size in bytes; one forgotten is rendered again, cheaply, from kept items."""
+    return BoundedCache(capacity_bytes, _weight)
 
 
 def _weight(entry: Rendered) -> int:

@@ -168,7 +168,7 @@ def test_the_render_cache_keeps_to_its_budget(room: Newsroom, clock: Clock, tmp_
     assert publisher.rendered(Scope(), rss, "http://h399.example.is") is publisher.rendered(
         Scope(), rss, "http://h399.example.is"
     )
-    kept = [len(entry.body) for entry in publisher._cache._entries.values()]
+    kept = [len(entry.body) for entry in publisher._cache.values()]
     assert min(kept) > 40_000 and 1 < len(kept) < 400
     assert sum(kept) <= 1024 * 1024
     assert client.get(FEED).data == first.data  # forgotten, rendered again, the same bytes

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from feeds.bounded import BoundedCache
 from feeds.description import Feed, Links, Scope
 from feeds.formats import FORMATS, Format
 from feeds.markup import SITE_ROOT_MARK
@@ -98,10 +99,10 @@ def test_items_kept_from_other_renders_give_the_same_bytes(file_name: str, monke
     third = article(3, (PHOTO,))
     whole = dataclasses.replace(FEED, articles=(third, newest, older))
 
-    monkeypatch.setattr(syndication, "_items", syndication._ItemCache(100))
+    monkeypatch.setattr(syndication, "_items", BoundedCache(100))
     render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea")))  # keeps the two older items
     partly_kept = render(whole)  # writes only the third, reuses the others
     fully_kept = render(whole)
 
-    monkeypatch.setattr(syndication, "_items", syndication._ItemCache(100))
+    monkeypatch.setattr(syndication, "_items", BoundedCache(100))
     assert partly_kept == fully_kept == render(whole)

@@ -8,12 +8,12 @@ result is byte for byte what feedgen writes for the whole feed at once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from feedgen.feed import FeedGenerator
 
+from ..bounded import BoundedCache
 from ..description import Feed
 from ..model import Article
 from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension
@@ -84,25 +84,7 @@ def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
     return items
 
 
-class _ItemCache:
-    """A bounded map that forgets the oldest items first; reads take no lock."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: dict[tuple[object, ...], bytes] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...]) -> bytes | None:
-        return self._items.get(key)
-
-    def put(self, key: tuple[object, ...], item: bytes) -> None:
-        with self._lock:
-            self._items[key] = item
-            while len(self._items) > self.capacity:
-                del self._items[next(iter(self._items))]
-
-
-_items = _ItemCache(ITEM_CACHE_SIZE)
+_items: BoundedCache[bytes] = BoundedCache(ITEM_CACHE_SIZE)
 
 
 def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list[Article]) -> FeedGenerator:
