@@ -39,3 +39,7 @@ class NotFound(FeedsError, LookupError):
 
 class Unavailable(FeedsError):
     """The service cannot answer yet, e.g. while the first index build runs."""
+
+
+class IncompleteRender(FeedsError):
+    """A renderer wrote fewer items than its feed holds; such a document is never served."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from feeds.bounded import BoundedCache
 from feeds.description import Feed, Links, Scope
@@ -106,3 +107,22 @@ def test_items_kept_from_other_renders_give_the_same_bytes(file_name: str, monke
 
     monkeypatch.setattr(syndication, "_items", BoundedCache(100))
     assert partly_kept == fully_kept == render(whole)
+
+
+@pytest.mark.parametrize("file_name", ["rss.xml", "atom.xml"])
+def test_a_full_item_cache_never_costs_a_feed_an_item(file_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chaos run's case: the feed's own items are the oldest kept when it is rendered again."""
+    render = next(format_ for format_ in FORMATS if format_.file_name == file_name).render
+    monkeypatch.setattr(syndication, "_items", BoundedCache(syndication.ITEM_CACHE_SIZE))
+    site = tuple(article(number % 60, ()) for number in range(50))
+    site = tuple(dataclasses.replace(item, id=f"frett-{number}") for number, item in enumerate(site))
+    others = tuple(dataclasses.replace(site[0], id=f"annad-{number}") for number in range(974))
+    render(dataclasses.replace(FEED, articles=site))
+    render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea"), articles=others))
+    # An edit of any item but the oldest kept: writing it pushes the newest item out of the cache.
+    edited = (*site[:5], dataclasses.replace(site[5], title="Frétt, breytt"), *site[6:])
+    document = etree.fromstring(render(dataclasses.replace(FEED, articles=edited)))
+    ids = document.xpath(
+        "//guid/text() | //atom:entry/atom:id/text()", namespaces={"atom": "http://www.w3.org/2005/Atom"}
+    )
+    assert ids == [FEED.guid(item) for item in edited]

@@ -8,13 +8,14 @@ result is byte for byte what feedgen writes for the whole feed at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from feedgen.feed import FeedGenerator
 
 from ..bounded import BoundedCache
 from ..description import Feed
+from ..errors import IncompleteRender
 from ..model import Article
 from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension
 
@@ -57,16 +58,36 @@ def render_atom(feed: Feed) -> bytes:
 
 def _render(feed: Feed, syntax: _Syntax) -> bytes:
     keys = [_item_key(feed, syntax, article) for article in feed.articles]
-    missing = [article for article, key in zip(feed.articles, keys, strict=True) if _items.get(key) is None]
-    if missing:
-        document = syntax.write(_generator(feed, syntax, missing))
-        for article, item in zip(missing, _split(document, syntax), strict=True):
-            _items.put(_item_key(feed, syntax, article), item)
-        if len(missing) == len(keys):
-            return document
+    # Held here, not looked up again: keeping the items written below may push these out of the cache.
+    found = [_items.get(key) for key in keys]
+    missing = [article for article, item in zip(feed.articles, found, strict=True) if item is None]
+    if not missing:
+        written: Iterator[bytes] = iter(())
+    elif len(missing) == len(keys):
+        document = syntax.write(_generator(feed, syntax, feed.articles))
+        _keep(keys, _complete_items(document, syntax, len(keys)))
+        return document
+    else:
+        written = iter(_complete_items(syntax.write(_generator(feed, syntax, missing)), syntax, len(missing)))
+    items = [item if item is not None else next(written) for item in found]
+    # Kept again, the ones found too: the items of feeds still asked for are the last to be forgotten.
+    _keep(keys, items)
     head = syntax.write(_generator(feed, syntax, ()))
     cut = head.rindex(syntax.closing)
-    return b"".join((head[:cut], *(_items.get(key) or b"" for key in keys), head[cut:]))
+    return b"".join((head[:cut], *items, head[cut:]))
+
+
+def _complete_items(document: bytes, syntax: _Syntax, expected: int) -> list[bytes]:
+    """The document's items, which must be exactly the `expected` number: a feed never loses one."""
+    items = _split(document, syntax)
+    if len(items) != expected:
+        raise IncompleteRender(f"{syntax.file_name}: {expected} items described, {len(items)} written")
+    return items
+
+
+def _keep(keys: list[tuple[object, ...]], items: list[bytes]) -> None:
+    for key, item in zip(keys, items, strict=True):
+        _items.put(key, item)
 
 
 def _item_key(feed: Feed, syntax: _Syntax, article: Article) -> tuple[object, ...]:
