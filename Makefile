@@ -14,19 +14,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## Serve the sample newsroom at http://127.0.0.1:8000/
+## Serve the sample newsroom at http://127.0.0.1:8000/ (granian, and the indexer beside it)
 run: $(VENV)/.installed
-	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} $(BIN)/granian --interface wsgi \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS) --blocking-threads 1 \
-		--http 1 --no-ws --runtime-mode st app:app
+	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} $(BIN)/flask --app app serve \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 ## Lint, type-check and run every test
 test: $(VENV)/.installed lint
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check feeds app.py tests bench
-	$(BIN)/mypy --strict feeds app.py bench
+	$(BIN)/ruff check feeds app.py gunicorn.conf.py tests bench
+	$(BIN)/mypy --strict feeds app.py gunicorn.conf.py bench
 
 ## List every stored file that cannot be published
 check: $(VENV)/.installed

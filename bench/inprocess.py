@@ -77,7 +77,7 @@ def _render(runs: int) -> RenderTiming:
 
     publisher = create_app().extensions["feeds"]
     if not publisher.feed(Scope(), BASE_URL).articles:
-        publisher.index.sync()
+        publisher.sync_now(wait_seconds=60)
     render = format_for("rss.xml").render
     describe_times: list[float] = []
     render_times: list[float] = []
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> None:
         from feeds import create_app
 
         started = time.perf_counter()
-        report = create_app().extensions["feeds"].index.sync()
+        report = create_app().extensions["feeds"].sync_now(wait_seconds=60)
         print(f"parsed {report.parsed} bundles in {time.perf_counter() - started:.3f} s")
     else:
         raise SystemExit(__doc__)

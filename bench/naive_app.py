@@ -21,9 +21,9 @@ FEED_SIZE = 50
 
 def _load() -> tuple[Site, str, tuple[Article, ...]]:
     publisher = create_app().extensions["feeds"]
-    site: Site = publisher.index.site()
+    site: Site = publisher.store.site()
     base_url = publisher.settings.base_url or site.base_url or "http://127.0.0.1"
-    return site, base_url, publisher.index.latest(utc_now(), FEED_SIZE)
+    return site, base_url, publisher.store.latest(utc_now(), FEED_SIZE)
 
 
 SITE, BASE_URL, ARTICLES = _load()

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feeds import supervisor
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -26,29 +28,22 @@ BASE_URL = "https://frettir.example.is"
 GRANIAN, GUNICORN = "granian", "gunicorn"
 
 
-def server_command(port: int, app: str = "app:app", server: str = GRANIAN) -> list[str]:
-    """The production server exactly as deployed (`make run`); change it here and every row follows.
+def server_command(port: int, app: str = "app", server: str = GRANIAN) -> list[str]:
+    """The production server exactly as deployed (`make run`); change it there and every row follows.
 
-    gunicorn (threaded workers, which keep connections alive as wrk does) is the alternative
-    measured for the choice of server.
+    The service runs under its supervisor (granian beside the indexer); the naive app is granian
+    alone, with the same flags. gunicorn (threaded workers, which keep connections alive as wrk
+    does) is the alternative measured for the choice of server.
     """
     if server == GUNICORN:
         return [
             str(BIN / "gunicorn"), "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", "4",
-            "--bind", f"{HOST}:{port}", app,
+            "--bind", f"{HOST}:{port}", f"{app}:app",
         ]  # fmt: skip
-    return [
-        str(BIN / "granian"),
-        "--interface", "wsgi",
-        "--host", HOST,
-        "--port", str(port),
-        "--workers", str(WORKERS),
-        "--blocking-threads", "1",
-        "--http", "1",
-        "--no-ws",
-        "--runtime-mode", "st",
-        app,
-    ]  # fmt: skip
+    if app == "app":
+        return [str(BIN / "flask"), "--app", app, "serve", "--host", HOST, "--port", str(port),
+                "--workers", str(WORKERS)]  # fmt: skip
+    return next(child.argv for child in supervisor.commands(app, HOST, port, WORKERS) if child.name == "server")
 
 
 def service_env(content_dir: Path, cache_dir: Path) -> dict[str, str]:
@@ -175,7 +170,7 @@ def start_service(content_dir: Path, cache_dir: Path, log: Path, server: str = G
 
 def start_naive(content_dir: Path, cache_dir: Path, log: Path) -> Server:
     port = free_port()
-    command = server_command(port, "bench.naive_app:app")
+    command = server_command(port, "bench.naive_app")
     return start("naive feedgen", port, command, service_env(content_dir, cache_dir), log)
 
 

@@ -12,24 +12,25 @@ from flask import Flask
 
 from . import cli, http_errors, web
 from .config import load_settings
-from .index import ContentIndex
 from .publisher import Clock, Publisher, utc_now
 from .serving import FeedResponder
+from .store import IndexFiles, Store
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> Flask:
     """A ready app; `config` takes the same names as the FEEDS_* variables and wins over them.
 
-    Nothing is read from the content directory until the first request or command.
+    Nothing is read from the content directory, and nothing is started: the index is kept current
+    by `flask --app app index --watch` (or, with the inline indexer, before each request).
     """
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)
     content_dir = settings.content_dir.resolve()
     cache_dir = settings.cache_dir or Path(app.instance_path)
-    # One database per content directory, so that two newsrooms never share an index.
+    # One index per content directory, so that two newsrooms never share one.
     name = hashlib.blake2b(os.fsencode(content_dir), digest_size=8).hexdigest()
-    index = ContentIndex(content_dir, cache_dir / f"index-{name}.sqlite3")
-    publisher = Publisher(index, settings, clock)
+    store = Store(IndexFiles(cache_dir.resolve(), f"index-{name}"))
+    publisher = Publisher(store, content_dir, settings, clock)
     app.extensions["feeds"] = publisher
     app.wsgi_app = FeedResponder(app.wsgi_app, publisher)  # type: ignore[method-assign]
     app.register_blueprint(web.blueprint)

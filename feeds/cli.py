@@ -1,23 +1,41 @@
-"""Command-line tools: `flask --app app check` for editors, `flask --app app index` for operators."""
+"""Command-line tools: `check` for editors; `index [--watch]` and `serve` for operators."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import threading
 import time
+from types import FrameType
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
+from . import watcher
+from .indexer import IndexerBusy, indexer_alive
 from .publisher import Publisher
+from .supervisor import serve
+
+
+def _publisher() -> Publisher:
+    publisher: Publisher = current_app.extensions["feeds"]
+    return publisher
 
 
 @click.command("check")
 @with_appcontext
 def check_command() -> None:
-    """Lists every stored file that cannot be published, as `path: reason`; exits 1 if there is one."""
-    publisher: Publisher = current_app.extensions["feeds"]
-    publisher.index.sync()
-    problems = publisher.index.problems()
+    """Lists every stored file that cannot be published, as `path: reason`; exits 1 if there is one.
+
+    With an indexer running, its index is read as it stands; otherwise the content is indexed first.
+    """
+    publisher = _publisher()
+    if not indexer_alive(publisher.store.files):
+        with contextlib.suppress(IndexerBusy):  # one just started: it brings the index up to date
+            publisher.sync_now(wait_seconds=0)
+    problems = publisher.store.problems()
     for problem in problems:
         click.echo(f"{problem.path}: {problem.reason}")
     if problems:
@@ -26,18 +44,49 @@ def check_command() -> None:
 
 
 @click.command("index")
+@click.option("--watch", is_flag=True, help="Keep the index current until stopped (what `make run` runs).")
 @with_appcontext
-def index_command() -> None:
-    """Brings the index in step with the content directory and says what it did."""
-    publisher: Publisher = current_app.extensions["feeds"]
-    started = time.perf_counter()
-    report = publisher.index.sync()
-    elapsed = time.perf_counter() - started
-    click.echo(
-        f"parsed {report.parsed} bundles, removed {report.removed}, version {report.version}, in {elapsed:.3f} s"
-    )
+def index_command(watch: bool) -> None:
+    """Brings the index in step with the content directory; with --watch, keeps it so.
+
+    Only one indexer runs per index: a second `--watch` waits for the first to stop, and a
+    one-off run while one is running says so and leaves the index to it.
+    """
+    publisher = _publisher()
+    if not watch:
+        started = time.perf_counter()
+        try:
+            report = publisher.sync_now(wait_seconds=0)
+        except IndexerBusy as error:
+            raise click.ClickException(f"{error}; it keeps the index current") from None
+        click.echo(
+            f"read {report.parsed} bundles, removed {report.removed}, generation {report.version[0]},"
+            f" version {report.version[1]}, in {time.perf_counter() - started:.3f} s"
+        )
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s indexer[%(process)d] %(levelname)s %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    watcher.watch(publisher.indexer(), publisher.content_dir, publisher.settings.rescan_seconds, stop)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="Web worker processes.")
+@click.pass_context
+def serve_command(context: click.Context, host: str, port: int, workers: int) -> None:
+    """Serves the app with granian and keeps the index current beside it; restarts either if it dies."""
+    info = context.ensure_object(ScriptInfo)
+    raise SystemExit(serve(info.app_import_path or "app", host, port, workers))
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(check_command)
     app.cli.add_command(index_command)
+    app.cli.add_command(serve_command)

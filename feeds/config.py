@@ -11,6 +11,7 @@ from typing import Any
 from .errors import ConfigError
 
 PREFIX = "FEEDS_"
+INDEXERS = ("watch", "inline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,10 @@ class Settings:
     ttl_minutes: int = 15
     #: `Cache-Control: max-age` of feeds and pages, in seconds.
     max_age: int = 60
-    #: Seconds between full rescans by the background indexer, which otherwise follows file
-    #: notifications; 0 turns the indexer off and syncs before every request (tests, editing).
+    #: Who keeps the index current: "watch", a separate `flask --app app index --watch` process
+    #: (which `make run` starts), or "inline", a sync before every request (tests, editing).
+    indexer: str = "watch"
+    #: Seconds between full rescans by the watch process, which otherwise follows file notifications.
     rescan_seconds: float = 60.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
@@ -59,6 +62,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
 
 
 def _convert(key: str, name: str, raw: Any) -> Any:
+    if name == "indexer":
+        if raw not in INDEXERS:
+            raise ConfigError(key, f"{raw!r} is not one of {', '.join(INDEXERS)}")
+        return raw
     if name in ("content_dir", "cache_dir"):
         return None if raw in (None, "") and name == "cache_dir" else Path(raw)
     if name == "base_url":
@@ -73,6 +80,6 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         number = number_type(raw)
     except (TypeError, ValueError):
         raise ConfigError(key, f"{raw!r} is not a number") from None
-    if number < 0 or (name in ("feed_size", "ttl_minutes", "render_cache_mb") and number < 1):
+    if number < 0 or (name in ("feed_size", "ttl_minutes", "render_cache_mb", "rescan_seconds") and number <= 0):
         raise ConfigError(key, f"{raw!r} is out of range")
     return number

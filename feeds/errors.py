@@ -38,7 +38,11 @@ class NotFound(FeedsError, LookupError):
 
 
 class Unavailable(FeedsError):
-    """The service cannot answer yet, e.g. while the first index build runs."""
+    """The service cannot answer right now, e.g. while the first index build runs; ask again soon."""
+
+
+class IndexUnavailable(Unavailable):
+    """The index cannot be read: not built yet, damaged, deleted, or being rebuilt."""
 
 
 class IncompleteRender(FeedsError):

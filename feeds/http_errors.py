@@ -8,14 +8,17 @@ from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from .errors import FeedsError, NotFound, Unavailable
+from .errors import FeedsError, IncompleteRender, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
+#: Unavailable is passing: a damaged index is rebuilt, a first build finishes.
+RETRY = {"Retry-After": "5", "Cache-Control": "no-store"}
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(NotFound, not_found)
     app.register_error_handler(Unavailable, unavailable)
+    app.register_error_handler(IncompleteRender, incomplete)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(FeedsError, feeds_error)
 
@@ -25,7 +28,14 @@ def not_found(error: NotFound) -> tuple[str, int]:
 
 
 def unavailable(error: Unavailable) -> tuple[str, int, dict[str, str]]:
-    return render_template("error.html", status=503, message=str(error)), 503, {"Retry-After": "5"}
+    log.warning("503: %s", error)
+    return render_template("error.html", status=503, message=str(error)), 503, RETRY
+
+
+def incomplete(error: IncompleteRender) -> tuple[str, int, dict[str, str]]:
+    # A document short of an item is never sent; the next try renders it afresh.
+    log.error("%s", error)
+    return render_template("error.html", status=503, message="The feed could not be written; try again."), 503, RETRY
 
 
 def http_error(error: HTTPException) -> Response | tuple[str, int]:

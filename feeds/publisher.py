@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,20 +14,25 @@ from pathlib import Path
 from .config import Settings
 from .content import inside
 from .description import Feed, Links, Scope, authority_of, newest, section_titles
-from .errors import NotFound, Unavailable
+from .errors import ContentError, FeedsError, IncompleteRender, IndexUnavailable, NotFound, Unavailable
 from .formats import Format
-from .index import ContentIndex, TopicCount
-from .indexer import Indexer
+from .indexer import Indexer, IndexerBusy, Status, indexer_alive
 from .model import Article, Image, Section, Site, Topic
 from .render_cache import Rendered, render_cache
+from .scanner import SyncReport
+from .store import ContentVersion, Store, TopicCount, damage
 
 GENERATOR = "feeds (Python feedgen)"
 #: How stale a worker's idea of the content version may be: well under the 200 ms to visible.
 VERSION_POLL_SECONDS = 0.01
-#: How long a request waits for the first index build before answering 503.
-FIRST_BUILD_WAIT_SECONDS = 20.0
+#: How often a worker looks whether an indexer is running.
+INDEXER_CHECK_SECONDS = 1.0
+#: How long an inline sync waits for another process's sync to finish.
+INLINE_WAIT_SECONDS = 10.0
+NO_INDEXER = "no indexer is running for this content: start `flask --app app index --watch` (`make run` does)"
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -51,70 +59,146 @@ class Overview:
     articles: tuple[Article, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What /healthz says: whether the current state can be served, and what stands in the way."""
+
+    #: True when the service can serve the current state of `content/`.
+    ready: bool
+    #: Why it cannot, when it cannot.
+    reason: str | None
+    articles: int | None
+    content_errors: tuple[ContentError, ...]
+    generation: int | None
+    version: int | None
+    index_problem: str | None
+    indexer_alive: bool
+    indexer_state: str | None
+    indexer_error: str | None
+    #: Seconds since the indexer last found the index in step with `content/`.
+    index_age_seconds: float | None
+    last_change: datetime | None
+
+
 class Publisher:
     """The one object the web layer talks to."""
 
-    def __init__(self, index: ContentIndex, settings: Settings, clock: Clock = utc_now) -> None:
-        self.index = index
+    def __init__(self, store: Store, content_dir: Path, settings: Settings, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.content_dir = content_dir
         self.settings = settings
         self.clock = clock
-        self.indexer = Indexer(index, settings.rescan_seconds, settings.settle_seconds)
         self._cache = render_cache(settings.render_cache_mb * 1024 * 1024)
-        self._version = 0
+        self._version: ContentVersion | None = None
         self._version_read_at = float("-inf")
+        self._indexer_seen = (float("-inf"), False)
+        self._inline_lock = threading.Lock()
+
+    def indexer(self, settle_seconds: float | None = None) -> Indexer:
+        """An indexer for this app's index (it still has to acquire the index's lock to write)."""
+        settle = self.settings.settle_seconds if settle_seconds is None else settle_seconds
+        return Indexer(self.store.files, self.content_dir, settle)
 
     def ensure_fresh(self) -> None:
-        """Makes sure the index is being kept current, and has been built at least once.
+        """With the inline indexer (tests, editing), brings the index in step with `content/` now.
 
-        With `rescan_seconds` at 0 the content directory is synced right here, before every
-        request (for tests and editing); otherwise a background indexer does it. Raises
-        Unavailable while the very first build is still under way elsewhere.
+        Otherwise the watch process keeps it current, and this only looks, at most every
+        INDEXER_CHECK_SECONDS, whether one is running: without one, an index left by an earlier
+        run is served (with a warning in the log and in /healthz), and no index at all is a 503
+        that says what to start. Raises Unavailable when the index cannot be brought up to date.
         """
-        if self.settings.rescan_seconds == 0:
-            self._version = self.index.sync().version
-            self._version_read_at = time.monotonic()
-            return
-        self.indexer.start()
-        if self._version:
-            return
-        deadline = time.monotonic() + FIRST_BUILD_WAIT_SECONDS
-        while not self.current_version():
-            if time.monotonic() > deadline:
-                raise Unavailable("the article index is being built")
-            time.sleep(0.05)
+        if self.settings.indexer == "inline":
+            self._sync_inline()
+        elif not self.indexer_alive():
+            if self.store.files.current() is None:
+                raise Unavailable(f"the index is not built, and {NO_INDEXER}")
+            log.warning("%s", NO_INDEXER)
 
-    def current_version(self) -> int:
-        """The content version, read from the database at most every VERSION_POLL_SECONDS."""
+    def indexer_alive(self) -> bool:
+        checked_at, alive = self._indexer_seen
         now = time.monotonic()
-        if now - self._version_read_at >= VERSION_POLL_SECONDS:
-            self._version = self.index.version()
+        if now - checked_at >= INDEXER_CHECK_SECONDS:
+            alive = indexer_alive(self.store.files)
+            self._indexer_seen = (now, alive)
+        return alive
+
+    def _sync_inline(self) -> None:
+        with self._inline_lock:
+            try:
+                self.sync_now(INLINE_WAIT_SECONDS)
+            except IndexerBusy as error:
+                raise Unavailable(str(error)) from None
+            except (sqlite3.Error, OSError, FeedsError) as error:
+                raise Unavailable(f"the index could not be brought up to date: {error}") from error
+            self._version_read_at = float("-inf")
+
+    def sync_now(self, wait_seconds: float) -> SyncReport:
+        """Brings the index in step with `content/` in this process, building it if need be.
+
+        Files are read as they are: whoever asks for this has just finished writing them. Raises
+        IndexerBusy if another indexer keeps the index's lock for longer than `wait_seconds`.
+        """
+        indexer = self.indexer(settle_seconds=0)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                indexer.acquire(wait=False)
+                break
+            except IndexerBusy:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        try:
+            return indexer.open()
+        finally:
+            indexer.release()
+
+    def current_version(self) -> ContentVersion:
+        """The content version, read from the index at most every VERSION_POLL_SECONDS."""
+        now = time.monotonic()
+        if self._version is None or now - self._version_read_at >= VERSION_POLL_SECONDS:
+            try:
+                self._version = self.store.version()
+            except IndexUnavailable:
+                self._version = None
+                raise
             self._version_read_at = now
         return self._version
 
     def rendered(self, scope: Scope, format_: Format, base_url: str) -> Rendered:
-        """The feed's bytes, rendered once per content version; raises NotFound for an unknown scope."""
+        """The feed's bytes, rendered once per content version; raises NotFound for an unknown scope.
+
+        While the index cannot be read, the last document rendered is the answer (the last good
+        state); without one, IndexUnavailable is raised. A document is never made from half an answer.
+        """
         key = (scope, format_.file_name, base_url)
-        version = self.current_version()
         entry = self._cache.get(key)
-        if (
-            entry is not None
-            and entry.version == version
-            and (entry.expires is None or self._timestamp() < entry.expires)
-        ):
+        try:
+            version = self.current_version()
+            if (
+                entry is not None
+                and entry.version == version
+                and (entry.expires is None or self._timestamp() < entry.expires)
+            ):
+                return entry
+            now = self.clock()
+            feed = self.feed(scope, base_url)
+            release = self.store.next_release(now)
+            fresh = Rendered(
+                body=format_.render(feed),
+                content_type=format_.content_type,
+                last_modified=int(feed.updated.timestamp()),
+                version=version,
+                expires=None if release is None else release.timestamp(),
+                cache_control=f"public, max-age={self.settings.max_age}",
+            )
+        except (IndexUnavailable, IncompleteRender) as error:
+            if entry is None:
+                raise
+            log.warning("%s %s: answering with the last good document: %s", scope.feed_path, format_.file_name, error)
             return entry
-        now = self.clock()
-        feed = self.feed(scope, base_url)
-        release = self.index.next_release(now)
-        entry = Rendered(
-            body=format_.render(feed),
-            content_type=format_.content_type,
-            last_modified=int(feed.updated.timestamp()),
-            version=version,
-            expires=None if release is None else release.timestamp(),
-            cache_control=f"public, max-age={self.settings.max_age}",
-        )
-        self._cache.put(key, entry)
-        return entry
+        self._cache.put(key, fresh)
+        return fresh
 
     def _timestamp(self) -> float:
         """Now, in seconds since the epoch; the system clock's own call unless a clock was given."""
@@ -123,61 +207,101 @@ class Publisher:
     def feed(self, scope: Scope, base_url: str) -> Feed:
         """The description of a feed as it stands now; raises NotFound for an unknown scope."""
         now = self.clock()
-        site = self.index.site()
+        site = self.store.site()
         title, description = self._words(scope, site, now)
-        articles = self.index.latest(now, self.settings.feed_size, scope.section, scope.topic)
+        articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
         return Feed(
             scope=scope,
             title=title,
             description=description,
             language=site.language,
             # An empty feed still needs a date (Atom's updated): when the index last changed.
-            updated=newest(articles) or self.index.changed_at(),
+            updated=newest(articles) or self.store.changed_at(),
             ttl_minutes=self.settings.ttl_minutes,
             authority=authority_of(site, base_url),
             canonical_base_url=site.base_url or base_url,
             links=Links(base_url),
             articles=articles,
             publisher=site.title,
-            section_titles=section_titles(self.index.sections()),
+            section_titles=section_titles(self.store.sections()),
             generator=GENERATOR,
         )
 
     def listing(self, scope: Scope) -> Listing:
         now = self.clock()
-        title, description = self._words(scope, self.index.site(), now)
-        articles = self.index.latest(now, self.settings.feed_size, scope.section, scope.topic)
+        title, description = self._words(scope, self.store.site(), now)
+        articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
         return Listing(scope, title, description, articles)
 
     def overview(self) -> Overview:
         now = self.clock()
         return Overview(
-            site=self.index.site(),
-            sections=self.index.sections(),
-            topics=self.index.topics(now),
-            articles=self.index.latest(now, 10),
+            site=self.store.site(),
+            sections=self.store.sections(),
+            topics=self.store.topics(now),
+            articles=self.store.latest(now, 10),
         )
 
     def article(self, section: str, slug: str) -> Article:
-        return self.index.article(section, slug, self.clock())
+        return self.store.article(section, slug, self.clock())
 
     def photo(self, section: str, slug: str, file_name: str) -> tuple[Image, Path]:
         """A listed photo of a public article, and its file; raises NotFound otherwise."""
         article = self.article(section, slug)
         for image in article.images:
             if image.file == file_name:
-                path = self.index.content_dir / section / slug / file_name
+                path = self.content_dir / section / slug / file_name
                 # Checked again here: the file may have been swapped for a link since it was indexed.
-                if inside(path, self.index.content_dir) and path.is_file():
+                if inside(path, self.content_dir) and path.is_file():
                     return image, path
         raise NotFound("photo", f"{section}/{slug}/{file_name}")
 
     def _words(self, scope: Scope, site: Site, now: datetime) -> tuple[str, str]:
         """Title and description of a scope; raises NotFound if it has no public existence."""
         if scope.topic is not None:
-            topic: Topic = self.index.topic(scope.topic, now)
+            topic: Topic = self.store.topic(scope.topic, now)
             return f"{topic.name} – {site.title}", f"{site.title}: {topic.name}"
         if scope.section is not None:
-            section = self.index.section(scope.section)
+            section = self.store.section(scope.section)
             return f"{section.title} – {site.title}", section.description or f"{site.title}: {section.title}"
         return site.title, site.description or site.title
+
+    def health(self) -> Health:
+        """The service's state as /healthz reports it; never raises for a broken index."""
+        alive = self.settings.indexer == "inline" or self.indexer_alive()
+        status = Status.read(self.store.files)
+        generation = self.store.files.current()
+        problem = "the index is not built yet" if generation is None else damage(self.store.files.database(generation))
+        articles = version = None
+        errors: tuple[ContentError, ...] = ()
+        last_change = None
+        if problem is None:
+            try:
+                articles = self.store.count(self.clock())
+                version = self.store.version()[1]
+                errors = self.store.problems()
+                last_change = self.store.changed_at()
+            except IndexUnavailable as error:
+                problem = str(error)
+        age = None if status is None or status.confirmed_at is None else max(time.time() - status.confirmed_at, 0.0)
+        reason = None
+        if problem is not None:
+            reason = problem
+        elif not alive:
+            reason = NO_INDEXER
+        elif status is not None and status.state in ("building", "failing") and self.settings.indexer == "watch":
+            reason = f"the indexer is {status.state}: {status.error}"
+        return Health(
+            ready=reason is None,
+            reason=reason,
+            articles=articles,
+            content_errors=errors,
+            generation=generation,
+            version=version,
+            index_problem=problem,
+            indexer_alive=alive,
+            indexer_state=None if status is None else status.state,
+            indexer_error=None if status is None else status.error,
+            index_age_seconds=age,
+            last_change=last_change,
+        )

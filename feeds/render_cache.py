@@ -26,8 +26,8 @@ class Rendered:
     content_type: str
     #: The newest item's date, as seconds since the epoch.
     last_modified: int
-    #: The content version it was rendered from.
-    version: int
+    #: The content version it was rendered from: the index's generation, and the version in it.
+    version: tuple[int, int]
     #: When an embargoed article becomes public and this document stale (seconds since the epoch).
     expires: float | None
     cache_control: str

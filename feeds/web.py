@@ -10,11 +10,13 @@ from werkzeug.exceptions import BadRequest
 
 from .dates import format_icelandic
 from .description import Links, Scope, section_titles
-from .errors import NotFound
+from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
+from .model import Site
 from .publisher import Publisher
 from .serving import answer, base_url_for
 from .slugs import SLUG_PATTERN
+from .store import DEFAULT_SITE
 
 blueprint = Blueprint("feeds", __name__)
 
@@ -34,13 +36,39 @@ def base_url() -> str:
 
 @blueprint.before_app_request
 def check_host_and_keep_index_fresh() -> None:
+    if request.endpoint == "feeds.healthz":
+        return
     base_url()
     publisher().ensure_fresh()
 
 
+@blueprint.get("/healthz")
+def healthz() -> tuple[dict[str, object], int, dict[str, str]]:
+    """Whether this worker can serve the current state of the content, and what stands in the way."""
+    health = publisher().health()
+    body: dict[str, object] = {
+        "status": ("degraded" if health.content_errors else "ok") if health.ready else "unavailable",
+        "ready": health.ready,
+        "reason": health.reason,
+        "articles": health.articles,
+        "content_errors": [{"path": error.path, "reason": error.reason} for error in health.content_errors],
+        "index": {
+            "generation": health.generation,
+            "version": health.version,
+            "healthy": health.index_problem is None,
+            "problem": health.index_problem,
+            "age_seconds": None if health.index_age_seconds is None else round(health.index_age_seconds, 3),
+            "path": None if health.generation is None else str(publisher().store.files.database(health.generation)),
+        },
+        "indexer": {"alive": health.indexer_alive, "state": health.indexer_state, "error": health.indexer_error},
+        "last_change": None if health.last_change is None else health.last_change.isoformat(),
+    }
+    return body, 200 if health.ready else 503, {"Cache-Control": "no-store"}
+
+
 @blueprint.after_app_request
 def allow_caching(response: Response) -> Response:
-    if response.status_code == 200 and not response.cache_control.max_age:
+    if response.status_code == 200 and not (response.cache_control.max_age or response.cache_control.no_store):
         response.cache_control.public = True
         response.cache_control.max_age = publisher().settings.max_age
     return response
@@ -52,16 +80,24 @@ def page_helpers() -> dict[str, object]:
         "formats": FORMATS,
         # Error pages are rendered for bad Host headers too, so this one does not raise.
         "links": Links(base_url_for(request.environ, publisher().settings.base_url) or ""),
-        "site": publisher().index.site(),
+        "site": _site_or_default(),
         "root_scope": Scope(),
         "scope_of_section": lambda slug: Scope(section=slug),
         "scope_of_topic": lambda slug: Scope(topic=slug),
     }
 
 
+def _site_or_default() -> Site:
+    """The site's settings; error pages are rendered while the index cannot be read, too."""
+    try:
+        return publisher().store.site()
+    except IndexUnavailable:
+        return DEFAULT_SITE
+
+
 @blueprint.app_template_filter("icelandic_date")
 def icelandic_date(moment: datetime) -> str:
-    return format_icelandic(moment, ZoneInfo(publisher().index.site().timezone))
+    return format_icelandic(moment, ZoneInfo(publisher().store.site().timezone))
 
 
 @blueprint.get("/feeds/<file_name>")
@@ -106,8 +142,8 @@ def topic_page(topic: str) -> str:
 @blueprint.get("/<section>/<slug>/")
 def article_page(section: str, slug: str) -> str:
     article = publisher().article(_slug("section", section), _slug("article", slug))
-    site = publisher().index.site()
-    titles = section_titles(publisher().index.sections())
+    site = publisher().store.site()
+    titles = section_titles(publisher().store.sections())
     return render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
 
 

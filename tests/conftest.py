@@ -117,7 +117,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> Flask:
-    return create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "RESCAN_SECONDS": 0}, clock=clock)
+    return create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "inline"}, clock=clock)
 
 
 @pytest.fixture

@@ -94,14 +94,14 @@ def test_head_answers_with_the_headers_of_get(room: Newsroom, client: FlaskClien
 
 def test_max_age_is_configurable(room: Newsroom, clock: Clock, tmp_path: Path) -> None:
     app = create_app(
-        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "RESCAN_SECONDS": 0, "MAX_AGE": 300}, clock=clock
+        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "INDEXER": "inline", "MAX_AGE": 300}, clock=clock
     )
     assert app.test_client().get(FEED).headers["Cache-Control"] == "public, max-age=300"
 
 
 def test_etag_is_the_same_in_every_worker_and_after_a_restart(room: Newsroom, clock: Clock, tmp_path: Path) -> None:
     def etag(cache: str) -> str:
-        app = create_app({"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / cache, "RESCAN_SECONDS": 0}, clock=clock)
+        app = create_app({"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / cache, "INDEXER": "inline"}, clock=clock)
         return str(app.test_client().get(FEED).headers["ETag"])
 
     first, second_worker, after_restart = etag("shared"), etag("shared"), etag("fresh")
@@ -155,7 +155,7 @@ def test_last_modified_is_formatted_for_http(room: Newsroom, client: FlaskClient
 def test_the_render_cache_keeps_to_its_budget(room: Newsroom, clock: Clock, tmp_path: Path) -> None:
     room.article("innlent", "long", title="Löng frétt", body="Langur texti. " * 3000)  # about 40 KB a document
     app = create_app(
-        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "RESCAN_SECONDS": 0, "RENDER_CACHE_MB": 1},
+        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "INDEXER": "inline", "RENDER_CACHE_MB": 1},
         clock=clock,
     )
     client = app.test_client()
@@ -176,7 +176,13 @@ def test_the_render_cache_keeps_to_its_budget(room: Newsroom, clock: Clock, tmp_
 
 def test_syncing_no_bundles_changes_nothing(room: Newsroom, app: Flask, client: FlaskClient) -> None:
     client.get(FEED)
-    index = app.extensions["feeds"].index
-    version = index.version()
-    assert index.sync_bundles([]).version == version
-    assert index.sync_bundles(["innlent/fyrsta"]).parsed == 0  # unchanged on disk
+    publisher = app.extensions["feeds"]
+    version = publisher.store.version()
+    indexer = publisher.indexer()
+    indexer.acquire(wait=False)
+    try:
+        assert indexer.open().version == version
+        assert indexer.sync_bundles([]).version == version
+        assert indexer.sync_bundles(["innlent/fyrsta"]).parsed == 0  # unchanged on disk
+    finally:
+        indexer.release()

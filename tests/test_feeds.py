@@ -227,7 +227,12 @@ def test_base_url_setting_prefixes_every_url(eruption: Newsroom, tmp_path, clock
     from feeds import create_app
 
     app = create_app(
-        {"CONTENT_DIR": eruption.root, "CACHE_DIR": tmp_path / "c2", "BASE_URL": "https://cdn.example.is/frettir/"},
+        {
+            "CONTENT_DIR": eruption.root,
+            "CACHE_DIR": tmp_path / "c2",
+            "BASE_URL": "https://cdn.example.is/frettir/",
+            "INDEXER": "inline",
+        },
         clock=clock,
     )
     document = xml(app.test_client(), "/feeds/atom.xml")

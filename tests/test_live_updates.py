@@ -1,20 +1,24 @@
-"""The background indexer: edits, additions and deletions show up without a restart, whole.
+"""The watch loop: edits, additions and deletions show up without a restart, whole.
 
-These use the real file-system notifications of this machine, as production does.
+These run the real watch loop (in a thread, as `flask --app app index --watch` runs it in its
+own process) on the real file-system notifications of this machine, as production does.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from feeds import create_app
+from feeds.watcher import watch
 
 from .conftest import Clock, Newsroom, front_matter, parsed
 
@@ -30,30 +34,68 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def start_worker(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> Iterator[Callable[[], Flask]]:
-    """Starts apps the way server workers start: same content, same index, own process state."""
-    started: list[Flask] = []
+@dataclass
+class RunningIndexer:
+    """A watch loop in a thread of the test, stopped at the end of the test."""
 
-    def start() -> Flask:
-        app = create_app(
-            {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "RESCAN_SECONDS": 60, "SETTLE_SECONDS": 2},
-            clock=clock,
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def indexers() -> list[RunningIndexer]:
+    """The watch loops started by a test, oldest first."""
+    return []
+
+
+@pytest.fixture
+def start_indexer(indexers: list[RunningIndexer]) -> Iterator[Callable[[Flask], RunningIndexer]]:
+    started = indexers
+
+    def start(app: Flask) -> RunningIndexer:
+        publisher = app.extensions["feeds"]
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=watch, args=(publisher.indexer(), publisher.content_dir, 60.0, stop), daemon=True
         )
-        started.append(app)
-        return app
+        thread.start()
+        started.append(RunningIndexer(thread, stop))
+        return started[-1]
 
     yield start
-    for app in started:
-        app.extensions["feeds"].indexer.stop()
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def start_worker(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> Callable[[], Flask]:
+    """Starts apps the way server workers start: same content, same index, own process state."""
+
+    def start() -> Flask:
+        return create_app(
+            {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "SETTLE_SECONDS": 2}, clock=clock
+        )
+
+    return start
 
 
 def titles(app: Flask, url: str = FEED) -> list[str]:
     return [entry.title for entry in parsed(app.test_client(), url).entries]
 
 
+def ready(app: Flask) -> bool:
+    return app.test_client().get("/healthz").status_code == 200
+
+
 @pytest.fixture
-def worker(newsroom: Newsroom, start_worker: Callable[[], Flask]) -> Flask:
+def worker(
+    newsroom: Newsroom, start_worker: Callable[[], Flask], start_indexer: Callable[[Flask], RunningIndexer]
+) -> Flask:
     newsroom.article("innlent", "fyrsta", title="Fyrsta frétt", date="2026-10-01T12:00:00Z")
     newsroom.article("erlent", "onnur", title="Önnur frétt", date="2026-09-01T12:00:00Z")
     # Content that was there before the service started; fresher files wait to settle.
@@ -61,7 +103,10 @@ def worker(newsroom: Newsroom, start_worker: Callable[[], Flask]) -> Flask:
     for path in newsroom.root.rglob("*"):
         os.utime(path, (an_hour_ago, an_hour_ago))
     app = start_worker()
-    assert titles(app) == ["Fyrsta frétt", "Önnur frétt"]  # the first request waits for the first build
+    assert app.test_client().get(FEED).status_code == 503  # no index yet, and no indexer to build one
+    start_indexer(app)
+    wait_until(lambda: ready(app))
+    assert titles(app) == ["Fyrsta frétt", "Önnur frétt"]
     return app
 
 
@@ -119,25 +164,25 @@ def test_a_half_written_file_is_never_published(newsroom: Newsroom, worker: Flas
     assert entry.content[0].value.rstrip().endswith("ENDIR.</p>")
 
 
-def test_every_worker_sees_a_change_and_one_leads(
-    newsroom: Newsroom, worker: Flask, start_worker: Callable[[], Flask]
-) -> None:
+def test_every_worker_sees_a_change(newsroom: Newsroom, worker: Flask, start_worker: Callable[[], Flask]) -> None:
     second = start_worker()
     assert titles(second) == ["Fyrsta frétt", "Önnur frétt"]
-    workers = [worker, second]
-    assert sum(app.extensions["feeds"].indexer.is_leader for app in workers) == 1
     newsroom.article("innlent", "fyrsta", title="Breytt í öllum", date="2026-10-01T12:00:00Z")
-    for app in workers:
+    for app in [worker, second]:
         wait_until(lambda app=app: titles(app)[:1] == ["Breytt í öllum"])
 
 
-def test_a_follower_takes_over_when_the_leader_stops(
-    newsroom: Newsroom, worker: Flask, start_worker: Callable[[], Flask]
+def test_a_second_indexer_waits_and_takes_over(
+    newsroom: Newsroom,
+    worker: Flask,
+    start_indexer: Callable[[Flask], RunningIndexer],
+    indexers: list[RunningIndexer],
 ) -> None:
-    second = start_worker()
-    titles(second)
-    leader, follower = (worker, second) if worker.extensions["feeds"].indexer.is_leader else (second, worker)
-    leader.extensions["feeds"].indexer.stop()
-    wait_until(lambda: follower.extensions["feeds"].indexer.is_leader)
-    newsroom.article("erlent", "ny", title="Eftir skiptin", date="2026-10-30T00:00:00Z")
-    wait_until(lambda: titles(follower)[:1] == ["Eftir skiptin"])
+    first = indexers[0]
+    start_indexer(worker)
+    newsroom.article("erlent", "ny", title="Fyrir skiptin", date="2026-10-29T00:00:00Z")
+    wait_until(lambda: titles(worker)[:1] == ["Fyrir skiptin"])
+    first.stop()
+    newsroom.article("erlent", "ny2", title="Eftir skiptin", date="2026-10-30T00:00:00Z")
+    wait_until(lambda: titles(worker)[:1] == ["Eftir skiptin"])
+    assert ready(worker)

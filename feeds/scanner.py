@@ -1,0 +1,344 @@
+"""Reads the content directory into the store: whole passes, and single bundles as notifications ask.
+
+One rule decides that a file is complete enough to read (`Completeness`), and a bundle read is
+kept only if none of its files changed while it was being read. A file or folder that cannot be
+read right now keeps what the store has: unreadable is never taken for deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
+from .errors import ContentError, FeedsError
+from .images import PHOTO_SUFFIXES
+from .model import Site
+from .store import Bundle, ContentVersion, Transaction, Writer
+
+log = logging.getLogger(__name__)
+
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+
+#: Below this many bundles to look at, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 2000
+#: Bundles a worker process looks at in one go during a full pass.
+SCAN_CHUNK = 1000
+
+
+class UnreadableContent(FeedsError):
+    """The content directory itself cannot be listed; nothing is changed until it can."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completeness:
+    """The one rule for when a file may be read: its writer closed it (or renamed it into place)
+    and it has not changed since, or it has not changed for `settle_seconds`.
+
+    A writer that pauses longer than `settle_seconds` in the middle of a file, holding it open
+    and unseen by notifications, is taken as done.
+    """
+
+    settle_seconds: float
+    #: Files ("section/slug/name") known whole, with their modification time (ns) when they were.
+    closed: Mapping[str, int]
+
+    def ready_at(self, path: str, status: os.stat_result) -> float:
+        """When the file may be read, in seconds since the epoch (now or earlier if it may be read now)."""
+        if self.closed.get(path) == status.st_mtime_ns:
+            return 0.0
+        return status.st_mtime + self.settle_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one pass over the content directory changed."""
+
+    parsed: int
+    removed: int
+    #: The content version after the pass.
+    version: ContentVersion
+    #: Bundles left as they were, because a writer may not be done with them or they cannot be read now.
+    deferred: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    path: str
+    #: When to look again, in seconds since the epoch.
+    retry_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Examine:
+    """A slice of a pass, for one worker process: look at these bundles, read the changed ones."""
+
+    root: str
+    site: Site
+    paths: list[str]
+    #: What the store holds for each path ("" if nothing).
+    stored: dict[str, str]
+    completeness: Completeness
+    #: Seconds since the epoch when the pass began.
+    now: float
+
+
+class Scanner:
+    """Brings a generation of the index in step with the content directory."""
+
+    def __init__(self, content_dir: Path, workers: int | None = None) -> None:
+        self.content_dir = content_dir
+        self.workers = workers or os.cpu_count() or 1
+
+    def full_pass(self, writer: Writer, completeness: Completeness) -> SyncReport:
+        """Looks at every bundle, reading only the changed ones; removes what is gone.
+
+        Raises UnreadableContent, changing nothing, if the content directory cannot be listed.
+        """
+        sections_found = _folders(self.content_dir)
+        if sections_found is None:
+            raise UnreadableContent(f"{self.content_dir}: cannot be listed")
+        with writer.transaction() as tx:
+            site, site_changed = self._sync_site(tx)
+            sections, sections_changed = self._sync_sections(tx, sections_found)
+            stored = tx.signatures()
+            paths: list[str] = []
+            kept: set[str] = set()
+            for section in sections:
+                slugs = _folders(self.content_dir / section)
+                if slugs is None:
+                    log.warning("%s: cannot be listed; its articles stay as they were", section)
+                    kept.update(path for path in stored if path.startswith(f"{section}/"))
+                    continue
+                paths.extend(f"{section}/{slug}" for slug in slugs)
+            now = time.time()
+            jobs = [
+                _Examine(str(self.content_dir), site, chunk, {path: stored.get(path, "") for path in chunk},
+                         completeness, now)
+                for chunk in (paths[start : start + SCAN_CHUNK] for start in range(0, len(paths), SCAN_CHUNK))
+            ]  # fmt: skip
+            parsed, deferred = self._store_examined(tx, jobs, len(paths))
+            removed = set(stored) - set(paths) - kept
+            for path in removed:
+                tx.remove(path)
+            version = tx.bump_version(bool(site_changed or sections_changed or parsed or removed))
+        return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
+
+    def sync_bundles(self, writer: Writer, paths: Iterable[str], completeness: Completeness) -> SyncReport:
+        """Reads again only the named bundles ("section/slug"), as a watcher does: cheap at any size."""
+        wanted = sorted(set(paths))
+        with writer.transaction() as tx:
+            site = tx.site()
+            if site is None:
+                # Nothing was ever stored: only a whole pass knows the site and its sections.
+                raise UnreadableContent("the index has no site yet")
+            sections = tx.published_sections()
+            stored = tx.signatures(wanted)
+            now = time.time()
+            present: list[str] = []
+            removed: list[str] = []
+            deferred: dict[str, float] = {}
+            for path in wanted:
+                section, _, slug = path.partition("/")
+                presence = _presence(self.content_dir / path) if section in sections else "absent"
+                if slug[:1] in ("", ".", "_"):
+                    presence = "absent"
+                if presence == "present":
+                    present.append(path)
+                elif presence == "unknown":
+                    deferred[path] = now + completeness.settle_seconds
+                elif path in stored:
+                    removed.append(path)
+            for path in removed:
+                tx.remove(path)
+            job = _Examine(
+                str(self.content_dir), site, present, {p: stored.get(p, "") for p in present}, completeness, now
+            )
+            parsed, examined_deferred = self._store_examined(tx, [job], len(present))
+            deferred.update(examined_deferred)
+            version = tx.bump_version(bool(parsed or removed))
+        return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
+
+    def _sync_site(self, tx: Transaction) -> tuple[Site, bool]:
+        """The site's settings, read again if their file changed; a broken file keeps the last good ones."""
+        signature = _signature_of_files(self.content_dir, (SITE_FILE,))
+        stored = tx.site()
+        if stored is not None and (signature is None or signature == tx.site_signature()):
+            return stored, False
+        site, problem = None, None
+        try:
+            site = read_site(self.content_dir)
+        except ContentError as error:
+            problem = str(error)
+            log.warning("%s", error)
+        in_force = tx.store_site(site, signature or "", problem)
+        return in_force, in_force != stored
+
+    def _sync_sections(self, tx: Transaction, folders: list[str]) -> tuple[list[str], bool]:
+        """Slugs of the sections whose articles may be published, and whether any section changed.
+
+        A section's settings are read again only when their file changed; a broken file keeps
+        the last good settings, and a folder that cannot be read keeps what is stored.
+        """
+        stored = tx.sections()
+        publishable: list[str] = []
+        changed = False
+        for slug in folders:
+            signature = _signature_of_files(self.content_dir / slug, (SECTION_FILE,))
+            if slug in stored and (signature is None or stored[slug][0] == signature):
+                if stored[slug][1]:
+                    publishable.append(slug)
+                continue
+            section, problem = None, None
+            try:
+                section = read_section(self.content_dir, slug)
+            except ContentError as error:
+                problem = str(error)
+                log.warning("%s", problem)
+            if tx.store_section(slug, signature or "", section, problem):
+                publishable.append(slug)
+            changed = True
+        for slug in set(stored) - set(folders):
+            tx.remove_section(slug)
+            changed = True
+        return publishable, changed
+
+    def _store_examined(self, tx: Transaction, jobs: list[_Examine], size: int) -> tuple[int, dict[str, float]]:
+        """Examines the bundles and stores what was read; returns how many, and the deferred ones."""
+        parsed = 0
+        deferred: dict[str, float] = {}
+        for result in self._map(_examine, jobs, size):
+            for outcome in result:
+                if isinstance(outcome, _Deferred):
+                    deferred[outcome.path] = outcome.retry_at
+                else:
+                    tx.store(outcome)
+                    parsed += 1
+        return parsed, deferred
+
+    def _map(self, function: Callable[[_Job], _Result], jobs: list[_Job], size: int) -> Iterator[_Result]:
+        """`map`, in worker processes on every core when there is enough work to pay for them."""
+        if size < PARALLEL_THRESHOLD or self.workers < 2:
+            yield from map(function, jobs)
+            return
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            yield from pool.map(function, jobs)
+
+
+def _examine(job: _Examine) -> list[Bundle | _Deferred]:
+    """The changed bundles of the slice, read, and those that cannot be read yet."""
+    outcomes: list[Bundle | _Deferred] = []
+    for path in job.paths:
+        bundle = f"{job.root}/{path}"
+        state = _state_of_bundle(bundle, path, job.completeness)
+        if state is None:
+            outcomes.append(_Deferred(path, job.now + job.completeness.settle_seconds))
+            continue
+        signature, ready_at = state
+        if job.stored[path] == signature:
+            continue
+        if ready_at > job.now:
+            outcomes.append(_Deferred(path, ready_at))
+            continue
+        read = _read_bundle(job.root, job.site, path, signature)
+        # A writer may have started again while the files were read (truncated, half rewritten):
+        # what was read is kept only if every file is still as it was before reading.
+        after = _state_of_bundle(bundle, path, job.completeness)
+        if after is None or after[0] != signature:
+            retry_at = job.now + job.completeness.settle_seconds if after is None else after[1]
+            outcomes.append(_Deferred(path, max(retry_at, job.now)))
+            continue
+        outcomes.append(read)
+    return outcomes
+
+
+def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:
+    section, _, slug = path.partition("/")
+    try:
+        article = read_article(Path(root), section, slug, site)
+    except ContentError as error:
+        return Bundle(path, section, signature, None, str(error))
+    return Bundle(path, section, signature, article, None)
+
+
+def _presence(bundle: Path) -> str:
+    """ "present" for a bundle folder, "absent" if there is none, "unknown" if it cannot be told now."""
+    try:
+        status = os.lstat(bundle)
+    except (FileNotFoundError, NotADirectoryError):
+        return "absent"
+    except OSError:
+        return "unknown"
+    return "present" if stat.S_ISDIR(status.st_mode) else "absent"
+
+
+def _folders(directory: Path) -> list[str] | None:
+    """Names of the sub-folders that hold content, skipping hidden and `_` ones; None if unreadable."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError:
+        return None
+    return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
+
+
+def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tuple[str, float] | None:
+    """A signature that changes whenever the article file or a photo is added, removed, replaced
+    or rewritten, and when all of them may be read (seconds since the epoch); None if the bundle
+    cannot be read now.
+
+    Other files (an editor's swap and backup files, notes) are not part of the article. This
+    runs for every bundle in a full pass, so it stays on plain strings and one stat per file.
+    """
+    lines: list[str] = []
+    ready_at = 0.0
+    try:
+        with os.scandir(bundle) as entries:
+            for entry in entries:
+                name = entry.name
+                if name != ARTICLE_FILE and (
+                    name[0] == "." or "." + name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES
+                ):
+                    continue
+                try:
+                    status = entry.stat()
+                except FileNotFoundError:
+                    continue
+                lines.append(_stat_line(name, status))
+                ready_at = max(ready_at, completeness.ready_at(f"{path}/{name}", status))
+    except OSError:
+        return None
+    lines.sort()
+    return _digest(lines), ready_at
+
+
+def _signature_of_files(directory: Path, names: Iterable[str]) -> str | None:
+    """A signature of the named files, or None if one of them cannot be looked at now."""
+    lines = []
+    for name in names:
+        try:
+            lines.append(_stat_line(name, os.stat(directory / name)))
+        except (FileNotFoundError, NotADirectoryError):
+            lines.append(f"{name}:absent")
+        except OSError:
+            return None
+    return _digest(lines)
+
+
+def _stat_line(name: str, status: os.stat_result) -> str:
+    return f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
+
+
+def _digest(lines: Iterable[str]) -> str:
+    return hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()

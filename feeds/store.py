@@ -1,0 +1,538 @@
+"""The article store: schema, queries and writes over SQLite files that only the indexer creates.
+
+The index lives in generations: `index-<name>.<n>.sqlite3`, named by a pointer file that is
+replaced atomically. A damaged or deleted generation is never repaired in place; the indexer
+builds the next one from `content/` and moves the pointer, and readers follow the pointer.
+Every error of the database is turned into `IndexUnavailable` here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from .errors import ContentError, FeedsError, IndexUnavailable, NotFound
+from .model import Article, Section, Site, Topic
+
+log = logging.getLogger(__name__)
+
+_Value = TypeVar("_Value")
+
+#: Bumped whenever the tables or the stored encoding change; the indexer then builds a new generation.
+SCHEMA_VERSION = 3
+#: How often a reading thread looks at the pointer and at the database file's header.
+CHECK_SECONDS = 0.01
+#: A reader waits this long for a lock (only checkpoints and recovery take one) before giving up.
+READ_BUSY_SECONDS = 2.0
+_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE section (slug TEXT PRIMARY KEY, signature TEXT NOT NULL, data BLOB, error TEXT);
+CREATE TABLE bundle (
+    path TEXT PRIMARY KEY,
+    section TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    published INTEGER,
+    data BLOB,
+    error TEXT);
+CREATE INDEX bundle_by_time ON bundle (published DESC, path DESC) WHERE data IS NOT NULL;
+CREATE INDEX bundle_by_section ON bundle (section, published DESC, path DESC) WHERE data IS NOT NULL;
+CREATE TABLE topic (
+    slug TEXT NOT NULL, published INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
+CREATE INDEX topic_by_path ON topic (path);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_article = msgspec.msgpack.Decoder(Article).decode
+_decode_section = msgspec.msgpack.Decoder(Section).decode
+_decode_site = msgspec.msgpack.Decoder(Site).decode
+
+DEFAULT_SITE = Site(title="Fréttir", description="")
+
+#: Which generation of the index, and which content version in it; grows with every change.
+ContentVersion = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCount:
+    """A topic with the number of articles public under it."""
+
+    topic: Topic
+    articles: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """What the indexer learnt of one article bundle, ready to store."""
+
+    #: "section/slug".
+    path: str
+    section: str
+    #: Changes whenever a file of the bundle does.
+    signature: str
+    #: None for a draft or a bundle that cannot be published.
+    article: Article | None
+    #: Why the bundle cannot be published as it stands; its last good version stays published.
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFiles:
+    """Where one content directory's index lives in the cache directory."""
+
+    cache_dir: Path
+    #: "index-<hash of the content directory>".
+    name: str
+
+    @property
+    def lock(self) -> Path:
+        """Held by the one indexer that writes this index."""
+        return self.cache_dir / f"{self.name}.lock"
+
+    @property
+    def pointer(self) -> Path:
+        """Names the generation readers use."""
+        return self.cache_dir / f"{self.name}.current"
+
+    @property
+    def status(self) -> Path:
+        """The indexer's last word on its health, for /healthz."""
+        return self.cache_dir / f"{self.name}.status.json"
+
+    def database(self, generation: int) -> Path:
+        return self.cache_dir / f"{self.name}.{generation}.sqlite3"
+
+    def current(self) -> int | None:
+        """The generation the pointer names, or None if there is none (or it cannot be read)."""
+        try:
+            text = self.pointer.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None
+
+    def point_to(self, generation: int) -> None:
+        """Makes `generation` the current one, atomically: a reader sees the old pointer or the new."""
+        temporary = self.pointer.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(f"{generation}\n", encoding="ascii")
+        os.replace(temporary, self.pointer)
+
+    def generations(self) -> list[int]:
+        """Every generation with a database file, oldest first."""
+        prefix, suffix = f"{self.name}.", ".sqlite3"
+        found = []
+        for path in self.cache_dir.glob(f"{self.name}.*{suffix}"):
+            middle = path.name[len(prefix) : -len(suffix)]
+            if middle.isdigit():
+                found.append(int(middle))
+        return sorted(found)
+
+    def remove(self, generation: int) -> None:
+        """Deletes a generation's files; readers still holding it go on reading until they move on."""
+        database = self.database(generation)
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def damage(path: Path) -> str | None:
+    """Why the database file is unfit to read (missing, truncated, overwritten), or None.
+
+    Cheap enough to run a hundred times a second: one stat and one 100-byte read.
+    """
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            header = file.read(_HEADER_SIZE)
+    except FileNotFoundError:
+        return "the index file is missing"
+    except OSError as error:
+        return f"the index file cannot be read ({error.strerror})"
+    if len(header) < _HEADER_SIZE or not header.startswith(_MAGIC):
+        return "the index file is not an SQLite database (truncated or overwritten)"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, counter, valid_for = (int.from_bytes(header[at : at + 4], "big") for at in (28, 24, 92))
+    if counter == valid_for and size < pages * page_size:
+        return "the index file is shorter than its header says (truncated)"
+    return None
+
+
+class Store:
+    """Queries over the published articles, from the current generation of the index.
+
+    Safe to share between threads; each thread has its own connection, re-opened when the
+    pointer moves. Raises IndexUnavailable when the index cannot be read, never anything of SQLite.
+    """
+
+    def __init__(self, files: IndexFiles) -> None:
+        self.files = files
+        self._local = threading.local()
+
+    # -- reading -----------------------------------------------------------------
+
+    def version(self) -> ContentVersion:
+        """A pair that grows whenever the stored content changes."""
+        generation, db = self._db()
+        row = self._read(lambda: db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone())
+        return generation, int(row[0]) if row else 0
+
+    def changed_at(self) -> datetime:
+        """When the content version last went up (the epoch if it never did)."""
+        row = self._query("SELECT value FROM meta WHERE key = 'changed_at'").fetchone()
+        return datetime.fromtimestamp(int(row[0]) if row else 0, UTC)
+
+    def site(self) -> Site:
+        row = self._query("SELECT value FROM meta WHERE key = 'site'").fetchone()
+        return self._read(lambda: _decode_site(row[0])) if row else DEFAULT_SITE
+
+    def sections(self) -> tuple[Section, ...]:
+        rows = self._query("SELECT data FROM section WHERE data IS NOT NULL ORDER BY slug").fetchall()
+        return self._read(lambda: tuple(_decode_section(data) for (data,) in rows))
+
+    def section(self, slug: str) -> Section:
+        """Raises NotFound for a section that does not exist or cannot be published."""
+        row = self._query("SELECT data FROM section WHERE slug = ? AND data IS NOT NULL", (slug,)).fetchone()
+        if row is None:
+            raise NotFound("section", slug)
+        return self._read(lambda: _decode_section(row[0]))
+
+    def topic(self, slug: str, now: datetime) -> Topic:
+        """Raises NotFound unless some public article has this topic."""
+        row = self._query(
+            "SELECT name FROM topic WHERE slug = ? AND published <= ? ORDER BY published DESC LIMIT 1",
+            (slug, _seconds(now)),
+        ).fetchone()
+        if row is None:
+            raise NotFound("topic", slug)
+        return Topic(name=row[0], slug=slug)
+
+    def topics(self, now: datetime) -> tuple[TopicCount, ...]:
+        """Every topic of a public article, most used first."""
+        rows = self._query(
+            "SELECT slug, name, COUNT(*) FROM topic WHERE published <= ? GROUP BY slug ORDER BY COUNT(*) DESC, slug",
+            (_seconds(now),),
+        ).fetchall()
+        return tuple(TopicCount(Topic(name=name, slug=slug), count) for slug, name, count in rows)
+
+    def latest(
+        self, now: datetime, limit: int, section: str | None = None, topic: str | None = None
+    ) -> tuple[Article, ...]:
+        """Public articles, newest first, of a section or a topic or the whole site."""
+        at = _seconds(now)
+        parameters: tuple[object, ...]
+        if topic is not None:
+            query, parameters = (
+                "SELECT bundle.data FROM topic JOIN bundle USING (path)"
+                " WHERE topic.slug = ? AND topic.published <= ? AND bundle.data IS NOT NULL"
+                " ORDER BY topic.published DESC, topic.path DESC LIMIT ?",
+                (topic, at, limit),
+            )
+        elif section is not None:
+            query, parameters = (
+                "SELECT data FROM bundle WHERE data IS NOT NULL AND section = ? AND published <= ?"
+                " ORDER BY published DESC, path DESC LIMIT ?",
+                (section, at, limit),
+            )
+        else:
+            query, parameters = (
+                "SELECT data FROM bundle WHERE data IS NOT NULL AND published <= ?"
+                " ORDER BY published DESC, path DESC LIMIT ?",
+                (at, limit),
+            )
+        rows = self._query(query, parameters).fetchall()
+        return self._read(lambda: tuple(_decode_article(data) for (data,) in rows))
+
+    def count(self, now: datetime) -> int:
+        """How many articles are public at `now`."""
+        row = self._query(
+            "SELECT COUNT(*) FROM bundle WHERE data IS NOT NULL AND published <= ?", (_seconds(now),)
+        ).fetchone()
+        return int(row[0])
+
+    def article(self, section: str, slug: str, now: datetime) -> Article:
+        """Raises NotFound unless the article exists and is public at `now`."""
+        row = self._query(
+            "SELECT data FROM bundle WHERE path = ? AND data IS NOT NULL AND published <= ?",
+            (f"{section}/{slug}", _seconds(now)),
+        ).fetchone()
+        if row is None:
+            raise NotFound("article", f"{section}/{slug}")
+        return self._read(lambda: _decode_article(row[0]))
+
+    def next_release(self, now: datetime) -> datetime | None:
+        """When the next embargoed article becomes public, if one is waiting."""
+        row = self._query(
+            "SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?", (_seconds(now),)
+        ).fetchone()
+        return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
+
+    def problems(self) -> tuple[ContentError, ...]:
+        """Every stored file that cannot be published as it stands, with the reason."""
+        rows = self._query(
+            "SELECT 'site', value FROM meta WHERE key = 'site_error'"
+            " UNION ALL SELECT slug, error FROM section WHERE error IS NOT NULL"
+            " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        return tuple(_problem(str(error)) for _, error in rows)
+
+    def generation(self) -> int:
+        """The generation being read; raises IndexUnavailable if there is none."""
+        return self._db()[0]
+
+    # -- connections -------------------------------------------------------------
+
+    def _query(self, sql: str, parameters: Iterable[object] = ()) -> sqlite3.Cursor:
+        _, db = self._db()
+        return self._read(lambda: db.execute(sql, tuple(parameters)))
+
+    def _read(self, work: Callable[[], _Value]) -> _Value:
+        """Runs `work`, turning every way a damaged database can fail into IndexUnavailable."""
+        try:
+            return work()
+        except FeedsError:
+            raise
+        except (sqlite3.Error, msgspec.MsgspecError, UnicodeError, ValueError, TypeError, IndexError) as error:
+            self._forget()
+            raise IndexUnavailable(f"the index cannot be read: {error}") from error
+
+    def _db(self) -> tuple[int, sqlite3.Connection]:
+        """This thread's connection to the current generation, checked at most every CHECK_SECONDS."""
+        local = self._local
+        now = time.monotonic()
+        connection: sqlite3.Connection | None = getattr(local, "connection", None)
+        if connection is not None and now < local.checked_at + CHECK_SECONDS:
+            return local.generation, connection
+        generation = self.files.current()
+        if generation is None:
+            self._forget()
+            raise IndexUnavailable("the index is not built yet")
+        problem = damage(self.files.database(generation))
+        if problem is not None:
+            # A connection already open may still read the file that was deleted: the last good state.
+            if connection is not None and local.generation == generation and problem.endswith("missing"):
+                local.checked_at = now
+                return generation, connection
+            self._forget()
+            raise IndexUnavailable(problem)
+        if connection is None or local.generation != generation:
+            self._forget()
+            connection = self._read(lambda: open_reader(self.files.database(generation)))
+            local.connection, local.generation = connection, generation
+        local.checked_at = now
+        return generation, connection
+
+    def _forget(self) -> None:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A connection that only reads an existing database, and never creates one."""
+    connection = sqlite3.connect(
+        f"file:{path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False, timeout=READ_BUSY_SECONDS
+    )
+    try:
+        connection.execute("PRAGMA query_only = ON")
+        if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            raise IndexUnavailable(f"{path.name} was written by another version of the publisher")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+class Writer:
+    """The indexer's connection to one generation: every write goes through here, in transactions."""
+
+    def __init__(self, files: IndexFiles, generation: int, *, create: bool) -> None:
+        self.files = files
+        self.generation = generation
+        self.path = files.database(generation)
+        if create:
+            self.files.remove(generation)
+        self.connection = sqlite3.connect(
+            f"file:{self.path}?mode={'rwc' if create else 'rw'}", uri=True, isolation_level=None, timeout=30
+        )
+        try:
+            if create:
+                self.connection.execute("PRAGMA journal_mode = WAL")
+                self.connection.executescript(_SCHEMA)
+            elif self.connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"{self.path.name} has schema {SCHEMA_VERSION} missing")
+            self.connection.execute("PRAGMA synchronous = NORMAL")
+            self.inode = os.stat(self.path).st_ino
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.connection.close()
+
+    def damage(self) -> str | None:
+        """Why this generation can no longer be trusted: its file gone, replaced, truncated or overwritten."""
+        problem = damage(self.path)
+        if problem is None:
+            try:
+                if os.stat(self.path).st_ino != self.inode:
+                    return "the index file was replaced"
+            except OSError:
+                return "the index file is missing"
+        return problem
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction: all of it is stored, or none of it."""
+        db = self.connection
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(db)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+class Transaction:
+    """Reads and writes inside one of the indexer's transactions."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def meta(self, key: str) -> bytes | str | int | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: bytes | str | int | None) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def site(self) -> Site | None:
+        stored = self.meta("site")
+        return _decode_site(stored) if isinstance(stored, bytes) else None
+
+    def store_site(self, site: Site | None, signature: str, problem: str | None) -> Site:
+        """Stores the site's settings; with `site` None (a broken file) the last good ones stay.
+
+        Returns the settings in force. A change marks every article for reading again, since
+        every date written without a zone depends on them.
+        """
+        stored = self.site()
+        in_force = site or stored or DEFAULT_SITE
+        if in_force != stored:
+            self.db.execute("UPDATE bundle SET signature = ''")
+            self.set_meta("site", _encode(in_force))
+        self.set_meta("site_signature", signature)
+        self.set_meta("site_error", problem)
+        return in_force
+
+    def site_signature(self) -> str | None:
+        stored = self.meta("site_signature")
+        return stored if isinstance(stored, str) else None
+
+    def sections(self) -> dict[str, tuple[str, bool]]:
+        """Each stored section's signature, and whether it is published."""
+        rows = self.db.execute("SELECT slug, signature, data IS NOT NULL FROM section")
+        return {slug: (signature, bool(published)) for slug, signature, published in rows}
+
+    def store_section(self, slug: str, signature: str, section: Section | None, problem: str | None) -> bool:
+        """Stores a section; with `section` None for a broken file its last good settings stay.
+
+        Returns whether the section is published.
+        """
+        if section is None and problem is not None:
+            self.db.execute(
+                "INSERT INTO section VALUES (?, ?, NULL, ?)"
+                " ON CONFLICT (slug) DO UPDATE SET signature = excluded.signature, error = excluded.error",
+                (slug, signature, problem),
+            )
+        else:
+            data = None if section is None else _encode(section)
+            self.db.execute("INSERT OR REPLACE INTO section VALUES (?, ?, ?, ?)", (slug, signature, data, problem))
+        row = self.db.execute("SELECT data IS NOT NULL FROM section WHERE slug = ?", (slug,)).fetchone()
+        return bool(row[0])
+
+    def remove_section(self, slug: str) -> None:
+        self.db.execute("DELETE FROM section WHERE slug = ?", (slug,))
+
+    def published_sections(self) -> set[str]:
+        return {slug for (slug,) in self.db.execute("SELECT slug FROM section WHERE data IS NOT NULL")}
+
+    def signatures(self, paths: Iterable[str] | None = None) -> dict[str, str]:
+        """The stored signature of each bundle named (of every bundle, with None)."""
+        if paths is None:
+            return dict(self.db.execute("SELECT path, signature FROM bundle").fetchall())
+        found: dict[str, str] = {}
+        for path in paths:
+            row = self.db.execute("SELECT signature FROM bundle WHERE path = ?", (path,)).fetchone()
+            if row is not None:
+                found[path] = row[0]
+        return found
+
+    def store(self, bundle: Bundle) -> None:
+        """Stores what was read of a bundle. A bundle that became unreadable or invalid keeps its
+        last good version, published, with the error beside it; a draft is removed from view."""
+        if bundle.error is not None:
+            log.warning("%s", bundle.error)
+            self.db.execute(
+                "INSERT INTO bundle VALUES (?, ?, ?, NULL, NULL, ?)"
+                " ON CONFLICT (path) DO UPDATE SET signature = excluded.signature, error = excluded.error",
+                (bundle.path, bundle.section, bundle.signature, bundle.error),
+            )
+            return
+        article = bundle.article
+        published = None if article is None else _seconds(article.published)
+        self.db.execute(
+            "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, NULL)",
+            (bundle.path, bundle.section, bundle.signature, published,
+             None if article is None else _encode(article)),
+        )  # fmt: skip
+        self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
+        if article is not None:
+            self.db.executemany(
+                "INSERT INTO topic VALUES (?, ?, ?, ?)",
+                [(topic.slug, published, bundle.path, topic.name) for topic in article.topics],
+            )
+
+    def remove(self, path: str) -> None:
+        self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
+
+    def bump_version(self, changed: bool) -> int:
+        """Raises the content version if anything changed (and on the first pass); returns it."""
+        version = int(self.meta("version") or 0)
+        if changed or version == 0:
+            version += 1
+            self.set_meta("version", version)
+            self.set_meta("changed_at", int(time.time()))
+        return version
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _problem(line: str) -> ContentError:
+    path, _, reason = line.partition(": ")
+    return ContentError(path, reason)

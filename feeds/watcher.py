@@ -1,0 +1,281 @@
+"""The watch loop: follows file notifications and keeps the index current, and whole.
+
+`flask --app app index --watch` runs it, as its own process (`make run` starts and supervises
+it beside the web server). A closed, moved or deleted file re-reads just its bundle; the whole
+tree is rescanned now and then in case a notification was lost; the index file is checked every
+second, and a damaged, truncated or deleted one is rebuilt while readers keep the last good one.
+A failure (a full or read-only disk) is retried with backoff, and no change waiting is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog import events
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
+
+from .errors import FeedsError
+from .indexer import Indexer, IndexerBusy
+from .scanner import SyncReport
+
+log = logging.getLogger(__name__)
+
+#: How long the loop waits for more notifications before syncing what it has.
+DEBOUNCE_SECONDS = 0.005
+#: How often the index file is checked for damage.
+PROBE_SECONDS = 1.0
+#: How often a second indexer tries for the lock held by the first.
+LOCK_POLL_SECONDS = 0.1
+#: The longest pause between two tries after a failure.
+MAX_BACKOFF_SECONDS = 5.0
+#: Failures in a row after which the index is rebuilt even if its file looks sound and the error
+#: did not say it is damaged (a full or read-only disk fails the rebuild too, and is tried again).
+REBUILD_AFTER_FAILURES = 3
+
+_WATCHED = [
+    events.FileCreatedEvent,
+    events.FileModifiedEvent,
+    events.FileClosedEvent,
+    events.FileDeletedEvent,
+    events.FileMovedEvent,
+    events.DirCreatedEvent,
+    events.DirDeletedEvent,
+    events.DirMovedEvent,
+]
+
+
+@dataclass
+class _Work:
+    """What is waiting to be done; kept until it is done, whatever fails in between."""
+
+    #: Bundles ("section/slug") to read again.
+    bundles: set[str] = field(default_factory=set)
+    #: Whether the site's settings or a section changed, or a rescan is due: a whole pass.
+    everything: bool = True
+    #: Bundles that could not be read yet, with when to look again (seconds since the epoch).
+    deferred: dict[str, float] = field(default_factory=dict)
+
+    def release_due(self, now: float) -> None:
+        for path in [path for path, at in self.deferred.items() if at <= now]:
+            del self.deferred[path]
+            self.bundles.add(path)
+
+    def done(self, report: SyncReport, whole: bool) -> None:
+        if whole:
+            self.everything = False
+            self.deferred.clear()
+        self.bundles.clear()
+        self.deferred.update(report.deferred)
+
+
+class Watcher:
+    """Runs until `stop` is set: the one owner of an index's freshness."""
+
+    def __init__(self, indexer: Indexer, content_dir: Path, rescan_seconds: float) -> None:
+        self.indexer = indexer
+        self.content_dir = content_dir
+        self.rescan_seconds = rescan_seconds
+        self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
+        #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
+        #: and their modification time then: whole at that modification time.
+        self._closed: dict[str, tuple[float, int]] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        observer = self._watch()
+        try:
+            self._loop(stop)
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
+
+    def _loop(self, stop: threading.Event) -> None:
+        work = _Work()
+        failures = 0
+        corrupt = False
+        attempt_at = next_probe = 0.0
+        next_rescan = time.monotonic() + self.rescan_seconds
+        while not stop.is_set():
+            self._collect(self._timeout(work, attempt_at, next_probe, next_rescan), work)
+            now = time.monotonic()
+            work.release_due(time.time())
+            probe = now >= next_probe
+            if now >= next_rescan:
+                work.everything = True
+            if now < attempt_at or not (probe or work.everything or work.bundles):
+                continue
+            try:
+                if probe:
+                    next_probe = now + PROBE_SECONDS
+                    self._probe(work, rebuild_anyway=corrupt or failures >= REBUILD_AFTER_FAILURES)
+                if work.everything:
+                    work.done(self._whole_pass(), whole=True)
+                    next_rescan = time.monotonic() + self.rescan_seconds
+                elif work.bundles:
+                    work.done(self.indexer.sync_bundles(work.bundles, self._recently_closed()), whole=False)
+                failures, corrupt = 0, False
+            except (sqlite3.Error, OSError, FeedsError) as error:
+                failures += 1
+                corrupt = _corrupt(error)
+                pause = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                attempt_at = time.monotonic() + pause
+                next_probe = 0.0
+                log.error("indexing failed (%s); trying again in %.1f s", error, pause)
+                self.indexer.failing(str(error))
+
+    def _probe(self, work: _Work, rebuild_anyway: bool) -> None:
+        """Rebuilds the index if its file is damaged (or keeps failing); otherwise says it is current."""
+        problem = self.indexer.damage()
+        if problem is None and rebuild_anyway:
+            problem = "writing to it keeps failing"
+        if problem is None:
+            if not (work.everything or work.bundles or work.deferred):
+                self.indexer.confirm()
+            return
+        report = self.indexer.rebuild(problem) if self.indexer.writer is not None else self.indexer.open()
+        work.done(report, whole=True)
+
+    def _whole_pass(self) -> SyncReport:
+        if self.indexer.writer is None:
+            return self.indexer.open()
+        return self.indexer.full_pass(self._recently_closed())
+
+    def _timeout(self, work: _Work, attempt_at: float, next_probe: float, next_rescan: float) -> float:
+        """How long to wait for notifications before something else is due."""
+        now = time.monotonic()
+        due = [next_probe, next_rescan]
+        if work.deferred:
+            due.append(now + min(work.deferred.values()) - time.time())
+        if work.bundles or work.everything:
+            due.append(attempt_at)
+        return min(max(min(due) - now, 0.0), PROBE_SECONDS)
+
+    def _watch(self) -> BaseObserver | None:
+        # Full events: a bundle moved in or out of the tree arrives as created or deleted.
+        observer = InotifyObserver(generate_full_events=True)
+        try:
+            observer.schedule(_Forward(self._events), str(self.content_dir), recursive=True, event_filter=_WATCHED)
+            observer.start()
+        except OSError as error:
+            log.warning(
+                "cannot watch %s (%s); rescanning every %s s instead", self.content_dir, error, self.rescan_seconds
+            )
+            return None
+        return observer
+
+    def _collect(self, timeout: float, work: _Work) -> None:
+        """Waits up to `timeout` for a notification, then takes in every one queued after a short pause."""
+        try:
+            first = self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
+        except queue.Empty:
+            return
+        time.sleep(DEBOUNCE_SECONDS)
+        batch = [first]
+        while True:
+            try:
+                batch.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        for event in batch:
+            self._note(event, work)
+
+    def _note(self, event: events.FileSystemEvent, work: _Work) -> None:
+        paths = [os.fsdecode(event.src_path)]
+        if isinstance(event, events.FileSystemMovedEvent):
+            paths.append(os.fsdecode(event.dest_path))
+        for number, path in enumerate(paths):
+            parts = self._parts(path)
+            if parts is None:
+                continue
+            name = "/".join(parts)
+            if not event.is_directory and len(parts) == 3:
+                if isinstance(event, events.FileClosedEvent) or number == 1:
+                    self._note_whole(name, path)
+                else:
+                    # Written to again (or created): an earlier close no longer vouches for it.
+                    self._closed.pop(name, None)
+            elif event.is_directory and number == 1 and len(parts) == 2:
+                # A bundle renamed into place holds files already whole.
+                for entry in _entries(path):
+                    self._note_whole(f"{name}/{entry}", f"{path}/{entry}")
+            if len(parts) <= 1 or (len(parts) == 2 and parts[1] == "_index.md"):
+                work.everything = True
+            else:
+                work.bundles.add(f"{parts[0]}/{parts[1]}")
+                work.deferred.pop(f"{parts[0]}/{parts[1]}", None)
+
+    def _note_whole(self, name: str, path: str) -> None:
+        try:
+            modified = os.stat(path).st_mtime_ns
+        except OSError:
+            return
+        self._closed[name] = (time.monotonic(), modified)
+
+    def _recently_closed(self) -> dict[str, int]:
+        """Files known whole, with their modification times; those old enough to have settled are forgotten."""
+        settled = time.monotonic() - self.indexer.settle_seconds - 1.0
+        for name in [name for name, (at, _) in self._closed.items() if at < settled]:
+            del self._closed[name]
+        return {name: modified for name, (_, modified) in self._closed.items()}
+
+    def _parts(self, path: str) -> list[str] | None:
+        try:
+            parts = Path(path).relative_to(self.content_dir).parts
+        except ValueError:
+            return None
+        if any(part.startswith(".") for part in parts):
+            return None
+        return list(parts)
+
+
+def _corrupt(error: BaseException) -> bool:
+    """Whether an error says the database itself is damaged, rather than the disk full or read-only."""
+    if isinstance(error, sqlite3.OperationalError):
+        return "no such table" in str(error)
+    return isinstance(error, sqlite3.DatabaseError)
+
+
+def _entries(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def watch(indexer: Indexer, content_dir: Path, rescan_seconds: float, stop: threading.Event) -> None:
+    """Takes the index's lock, waiting while another indexer holds it, and keeps the index current
+    until `stop` is set."""
+    waiting_said = False
+    while not stop.is_set():
+        try:
+            indexer.acquire(wait=False)
+            break
+        except IndexerBusy:
+            if not waiting_said:
+                log.warning("another indexer is running for %s; waiting for it to stop", content_dir)
+                waiting_said = True
+            stop.wait(LOCK_POLL_SECONDS)
+    else:
+        return
+    try:
+        Watcher(indexer, content_dir, rescan_seconds).run(stop)
+    finally:
+        indexer.release()
+
+
+class _Forward(events.FileSystemEventHandler):
+    """Hands every notification to the loop, off the observer's thread."""
+
+    def __init__(self, sink: queue.SimpleQueue[events.FileSystemEvent]) -> None:
+        self._sink = sink
+
+    def on_any_event(self, event: events.FileSystemEvent) -> None:
+        self._sink.put(event)

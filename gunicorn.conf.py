@@ -1,0 +1,30 @@
+"""gunicorn's settings, read from the project's root: its master process owns the watch process.
+
+So a bare `gunicorn app:app` keeps the index current, as `make run` does: the master starts
+`flask --app app index --watch` before the workers, restarts it if it dies, and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from feeds import supervisor
+
+_stop = threading.Event()
+_threads: list[threading.Thread] = []
+
+
+def on_starting(server: Any) -> None:
+    app_import = str(server.cfg.wsgi_app or "app:app").partition(":")[0]
+    thread = threading.Thread(
+        target=supervisor.supervise, args=([supervisor.indexer_child(app_import)], _stop), name="feeds-indexer"
+    )
+    thread.start()
+    _threads.append(thread)
+
+
+def on_exit(server: Any) -> None:
+    _stop.set()
+    for thread in _threads:
+        thread.join(timeout=supervisor.STOP_SECONDS + 5)
