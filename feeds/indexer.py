@@ -108,7 +108,7 @@ class Indexer:
         """Why the generation being written can no longer be trusted, if it cannot."""
         return "there is no index" if self.writer is None else self.writer.damage()
 
-    def full_pass(self, closed: Mapping[str, int] | None = None) -> SyncReport:
+    def full_pass(self, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         writer = self._writer()
         started = time.monotonic()
         report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, closed or {}))
@@ -119,7 +119,7 @@ class Indexer:
         self.confirm()
         return report
 
-    def sync_bundles(self, paths: Iterable[str], closed: Mapping[str, int] | None = None) -> SyncReport:
+    def sync_bundles(self, paths: Iterable[str], closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         report = self.scanner.sync_bundles(self._writer(), paths, Completeness(self.settle_seconds, closed or {}))
         if report.parsed or report.removed:
             log.info("synced %d bundles, removed %d", report.parsed, report.removed)

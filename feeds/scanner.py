@@ -49,12 +49,13 @@ class Completeness:
     """
 
     settle_seconds: float
-    #: Files ("section/slug/name") known whole, with their modification time (ns) when they were.
-    closed: Mapping[str, int]
+    #: Files ("section/slug/name") known whole, with their modification time (ns) and size when
+    #: they were. Both: a rewrite begun within the same clock tick as the close keeps the time.
+    closed: Mapping[str, tuple[int, int]]
 
     def ready_at(self, path: str, status: os.stat_result) -> float:
         """When the file may be read, in seconds since the epoch (now or earlier if it may be read now)."""
-        if self.closed.get(path) == status.st_mtime_ns:
+        if self.closed.get(path) == (status.st_mtime_ns, status.st_size):
             return 0.0
         return status.st_mtime + self.settle_seconds
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: How long the loop waits for more notifications before syncing what it has.
 DEBOUNCE_SECONDS = 0.005
+#: How long a closed file must go without another notification before its close vouches for it.
+QUIET_SECONDS = 0.02
 #: How often the index file is checked for damage.
 PROBE_SECONDS = 1.0
 #: How often a second indexer tries for the lock held by the first.
@@ -85,8 +87,8 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
-        #: and their modification time then: whole at that modification time.
-        self._closed: dict[str, tuple[float, int]] = {}
+        #: and their modification time and size then: whole as long as both stay so.
+        self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
 
     def run(self, stop: threading.Event) -> None:
         observer = self._watch()
@@ -107,6 +109,7 @@ class Watcher:
             self._collect(self._timeout(work, attempt_at, next_probe, next_rescan), work)
             now = time.monotonic()
             work.release_due(time.time())
+            self._hold_until_quiet(work)
             probe = now >= next_probe
             if now >= next_rescan:
                 work.everything = True
@@ -214,17 +217,35 @@ class Watcher:
 
     def _note_whole(self, name: str, path: str) -> None:
         try:
-            modified = os.stat(path).st_mtime_ns
+            status = os.stat(path)
         except OSError:
             return
-        self._closed[name] = (time.monotonic(), modified)
+        self._closed[name] = (time.monotonic(), (status.st_mtime_ns, status.st_size))
 
-    def _recently_closed(self) -> dict[str, int]:
-        """Files known whole, with their modification times; those old enough to have settled are forgotten."""
-        settled = time.monotonic() - self.indexer.settle_seconds - 1.0
+    def _hold_until_quiet(self, work: _Work) -> None:
+        """Moves bundles with a file closed less than QUIET_SECONDS ago to the deferred, until then.
+
+        A close vouches for what was written before it, and the file's state is taken when the
+        close is seen; a writer may already have started again by then (an editor that saves by
+        truncating), and the notification of that may still be on its way.
+        """
+        now, wall = time.monotonic(), time.time()
+        for name, (seen_at, _) in self._closed.items():
+            bundle = name.rpartition("/")[0]
+            if now - seen_at < QUIET_SECONDS and bundle in work.bundles:
+                work.bundles.discard(bundle)
+                work.deferred[bundle] = wall + seen_at + QUIET_SECONDS - now
+
+    def _recently_closed(self) -> dict[str, tuple[int, int]]:
+        """Files known whole, and quiet since, with their modification time and size.
+
+        Those old enough to have settled anyway are forgotten.
+        """
+        now = time.monotonic()
+        settled = now - self.indexer.settle_seconds - 1.0
         for name in [name for name, (at, _) in self._closed.items() if at < settled]:
             del self._closed[name]
-        return {name: modified for name, (_, modified) in self._closed.items()}
+        return {name: state for name, (at, state) in self._closed.items() if now - at >= QUIET_SECONDS}
 
     def _parts(self, path: str) -> list[str] | None:
         try:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from lxml import etree
 from PIL import Image
 
 from feeds import create_app
+from feeds.watcher import watch
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NS = {
@@ -124,6 +126,44 @@ def app(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> Flask:
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as test_client:
         yield test_client
+
+
+@dataclass
+class RunningIndexer:
+    """A watch loop in a thread of the test, stopped at the end of the test."""
+
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def indexers() -> list[RunningIndexer]:
+    """The watch loops started by a test, oldest first."""
+    return []
+
+
+@pytest.fixture
+def start_indexer(indexers: list[RunningIndexer]) -> Iterator[Callable[[Flask], RunningIndexer]]:
+    started = indexers
+
+    def start(app: Flask) -> RunningIndexer:
+        publisher = app.extensions["feeds"]
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=watch, args=(publisher.indexer(), publisher.content_dir, 60.0, stop), daemon=True
+        )
+        thread.start()
+        started.append(RunningIndexer(thread, stop))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 def status(client: FlaskClient, url: str) -> int:

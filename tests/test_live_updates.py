@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from feeds import create_app
-from feeds.watcher import watch
 
-from .conftest import Clock, Newsroom, front_matter, parsed
+from .conftest import Clock, Newsroom, RunningIndexer, front_matter, parsed
 
 FEED = "/feeds/rss.xml"
 WAIT_SECONDS = 10.0
@@ -32,44 +29,6 @@ def wait_until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the change never showed up"
         time.sleep(0.02)
-
-
-@dataclass
-class RunningIndexer:
-    """A watch loop in a thread of the test, stopped at the end of the test."""
-
-    thread: threading.Thread
-    stop_event: threading.Event
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive()
-
-
-@pytest.fixture
-def indexers() -> list[RunningIndexer]:
-    """The watch loops started by a test, oldest first."""
-    return []
-
-
-@pytest.fixture
-def start_indexer(indexers: list[RunningIndexer]) -> Iterator[Callable[[Flask], RunningIndexer]]:
-    started = indexers
-
-    def start(app: Flask) -> RunningIndexer:
-        publisher = app.extensions["feeds"]
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=watch, args=(publisher.indexer(), publisher.content_dir, 60.0, stop), daemon=True
-        )
-        thread.start()
-        started.append(RunningIndexer(thread, stop))
-        return started[-1]
-
-    yield start
-    for running in started:
-        running.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,364 @@
+"""Never lose an article, never go down: broken saves, damaged indexes, races, and /healthz."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
+
+from bench.privileges import drop_permission_overrides
+from feeds import create_app
+
+from .conftest import Clock, Newsroom, RunningIndexer, front_matter, parsed
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = Path(sys.executable).parent / "flask"
+FEEDS = ["/feeds/rss.xml", "/feeds/innlent/atom.xml", "/feeds/topics/eldgos/feed.json", "/feeds/erlent/rss.xml"]
+WAIT_SECONDS = 15.0
+#: In-place saves in the race test: without the fix, about one in 25 was read half-written.
+SAVES = 150
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def titles(client: FlaskClient, url: str = "/feeds/rss.xml") -> list[str]:
+    return [entry.title for entry in parsed(client, url).entries]
+
+
+def health(client: FlaskClient) -> tuple[int, dict[str, Any]]:
+    response = client.get("/healthz")
+    return response.status_code, response.get_json()
+
+
+# -- the last good version ------------------------------------------------------------------------
+
+
+def test_a_broken_save_keeps_the_last_good_version_published(
+    newsroom: Newsroom, app: Flask, client: FlaskClient
+) -> None:
+    newsroom.article("innlent", "frett", title="Góð útgáfa", id="frett-1", topics=["Eldgos"])
+    newsroom.article("erlent", "onnur", title="Önnur frétt", date="2026-09-01T00:00:00Z")
+    assert titles(client) == ["Góð útgáfa", "Önnur frétt"]
+    newsroom.write("innlent/frett/index.md", "---\ntitle: [ólokið\ndate: '2026-10-01'\n---\nTexti.\n")
+    for url in ["/feeds/rss.xml", "/feeds/atom.xml", "/feeds/innlent/rss.xml"]:
+        assert titles(client, url)[0] == "Góð útgáfa", url
+    assert client.get("/feeds/feed.json").get_json()["items"][0]["title"] == "Góð útgáfa"
+    assert titles(client, "/feeds/topics/eldgos/rss.xml") == ["Góð útgáfa"]
+    assert client.get("/innlent/frett/").status_code == 200
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("innlent/frett/index.md: broken YAML front matter")
+    code, body = health(client)
+    assert (code, body["status"]) == (200, "degraded")
+    assert [error["path"] for error in body["content_errors"]] == ["innlent/frett/index.md"]
+
+    newsroom.article("innlent", "frett", title="Lagfærð útgáfa", id="frett-1")
+    assert titles(client) == ["Lagfærð útgáfa", "Önnur frétt"]
+    assert app.test_cli_runner().invoke(args=["check"]).exit_code == 0
+    assert health(client)[1]["status"] == "ok"
+
+
+@pytest.mark.parametrize("removal", ["deleted", "draft"])
+def test_deleting_or_drafting_a_broken_article_unpublishes_it(
+    newsroom: Newsroom, client: FlaskClient, removal: str
+) -> None:
+    newsroom.article("innlent", "frett", title="Góð útgáfa")
+    assert titles(client) == ["Góð útgáfa"]
+    newsroom.write("innlent/frett/index.md", "---\ntitle: [\n---\n")
+    assert titles(client) == ["Góð útgáfa"]
+    if removal == "deleted":
+        shutil.rmtree(newsroom.root / "innlent" / "frett")
+    else:
+        newsroom.article("innlent", "frett", title="Góð útgáfa", draft=True)
+    assert titles(client) == []
+    assert client.get("/innlent/frett/").status_code == 404
+
+
+def test_broken_site_settings_keep_the_last_good_ones(newsroom: Newsroom, client: FlaskClient) -> None:
+    newsroom.article("innlent", "frett", title="Frétt", id="frett-1")
+    before = parsed(client, "/feeds/atom.xml")
+    newsroom.write("_index.md", "---\ntitle: [\n---\n")
+    after = parsed(client, "/feeds/atom.xml")
+    assert after.feed.title == before.feed.title == "Fréttablaðið"
+    # The GUID's host comes from the site's base_url: losing the settings would change every GUID.
+    assert after.entries[0].id == before.entries[0].id == "tag:frettir.example.is,2026-10-01:frett-1"
+
+
+def test_broken_section_settings_keep_the_section(newsroom: Newsroom, client: FlaskClient) -> None:
+    newsroom.article("innlent", "frett", title="Frétt")
+    assert parsed(client, "/feeds/innlent/rss.xml").feed.title == "Innlent – Fréttablaðið"
+    newsroom.write("innlent/_index.md", "---\ntitle: [\n---\n")
+    section = parsed(client, "/feeds/innlent/rss.xml")
+    assert section.feed.title == "Innlent – Fréttablaðið"
+    assert [entry.title for entry in section.entries] == ["Frétt"]
+
+
+def test_an_unreadable_section_folder_keeps_its_articles(newsroom: Newsroom) -> None:
+    """The indexer runs without root's power to read anything, so that the mode bits count."""
+    with tempfile.TemporaryDirectory(prefix="feeds-unreadable-") as work:
+        content, cache = Path(work) / "content", Path(work) / "cache"
+        shutil.copytree(newsroom.root, content)
+        room = Newsroom(content)
+        room.article("innlent", "frett", title="Innlend frétt")
+        room.article("erlent", "frett", title="Erlend frétt", date="2026-09-01T00:00:00Z")
+
+        def index() -> None:
+            environment = {**os.environ, "FEEDS_CONTENT_DIR": str(content), "FEEDS_CACHE_DIR": str(cache)}
+            result = subprocess.run(
+                [str(FLASK), "--app", "app", "index"], cwd=ROOT, env=environment, capture_output=True, text=True,
+                timeout=60, check=False, preexec_fn=drop_permission_overrides,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+
+        index()
+        (content / "innlent").chmod(0)
+        try:
+            index()
+        finally:
+            (content / "innlent").chmod(0o755)
+        app = create_app({"CONTENT_DIR": content, "CACHE_DIR": cache})
+        assert sorted(entry.title for entry in parsed(app.test_client(), "/feeds/rss.xml").entries) == [
+            "Erlend frétt",
+            "Innlend frétt",
+        ]
+
+
+# -- a damaged index --------------------------------------------------------------------------------
+
+
+def damage(path: Path, fault: str) -> None:
+    if fault == "deleted":
+        path.unlink()
+    elif fault == "truncated":
+        os.truncate(path, 0)
+    else:
+        with open(path, "r+b") as file:
+            file.write(random.randbytes(64 * 1024))
+
+
+@pytest.fixture
+def watched(
+    newsroom: Newsroom, clock: Clock, tmp_path: Path, start_indexer: Callable[[Flask], RunningIndexer]
+) -> Iterator[list[Flask]]:
+    """Two workers over one index kept by a running watch loop, with 60 articles published."""
+    for number in range(60):
+        section = "innlent" if number % 2 else "erlent"
+        newsroom.article(
+            section, f"frett-{number}", title=f"Frétt {number}", id=f"frett-{number}",
+            date=f"2026-10-{number % 28 + 1:02d}T{number % 24:02d}:00:00Z", topics=["Eldgos"] if number % 3 else [],
+        )  # fmt: skip
+    an_hour_ago = time.time() - 3600
+    for path in newsroom.root.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    settings = {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "SETTLE_SECONDS": 1}
+    workers = [create_app(settings, clock=clock) for _ in range(2)]
+    start_indexer(workers[0])
+    wait_until(lambda: health(workers[0].test_client())[0] == 200, "the index was never built")
+    yield workers
+
+
+def check_answer(client: FlaskClient, url: str, expected: int) -> bool:
+    """A full feed, or a 503 that says when to come back; never a 500, never a short feed."""
+    response = client.get(url)
+    if response.status_code == 503:
+        assert response.headers["Retry-After"]
+        return False
+    assert response.status_code == 200, (url, response.status_code)
+    if url.endswith(".json"):
+        items = json.loads(response.data)["items"]
+    else:
+        items = etree.fromstring(response.data).xpath("//item | //*[local-name()='entry']")
+    assert len(items) == expected, (url, len(items), expected)
+    return True
+
+
+@pytest.mark.parametrize("fault", ["deleted", "truncated", "overwritten"])
+def test_a_damaged_index_is_rebuilt_while_readers_get_the_last_good_state(
+    newsroom: Newsroom, watched: list[Flask], fault: str
+) -> None:
+    first, fresh = (worker.test_client() for worker in watched)
+    expected = dict(zip(FEEDS, [50, 30, 40, 30], strict=True))
+    for url in FEEDS[:3]:  # the last is never asked of the first worker before the fault
+        assert check_answer(first, url, expected[url])
+    generation = health(first)[1]["index"]["generation"]
+    database = Path(health(first)[1]["index"]["path"])
+
+    damage(database, fault)
+    served = 0
+    deadline = time.monotonic() + WAIT_SECONDS
+    while health(first)[1]["index"]["generation"] == generation:
+        assert time.monotonic() < deadline, "the index was never rebuilt"
+        for url in FEEDS:
+            served += check_answer(first, url, expected[url]) + check_answer(fresh, url, expected[url])
+    assert served, "nothing was served while the index was rebuilt"
+    wait_until(lambda: health(first)[0] == 200, "the service never became ready again")
+    for client in (first, fresh):
+        for url in FEEDS:
+            assert check_answer(client, url, expected[url])
+    newsroom.article("innlent", "frett-1", title="Eftir viðgerð", id="frett-1", date="2026-11-01T00:00:00Z")
+    for client in (first, fresh):
+        wait_until(
+            lambda client=client: titles(client)[:1] == ["Eftir viðgerð"], "an edit after the fault never showed"
+        )
+
+
+def test_workers_follow_a_rebuilt_index_to_its_new_file(newsroom: Newsroom, watched: list[Flask]) -> None:
+    client = watched[0].test_client()
+    before = health(client)[1]["index"]
+    Path(before["path"]).unlink()
+    wait_until(lambda: health(client)[1]["index"]["generation"] != before["generation"], "no new generation")
+    after = health(client)[1]["index"]
+    assert not Path(before["path"]).exists() and Path(after["path"]).exists()
+    newsroom.article("erlent", "ny", title="Ný frétt", date="2026-11-01T00:00:00Z")
+    wait_until(lambda: titles(client)[:1] == ["Ný frétt"], "the workers kept reading the deleted index")
+
+
+def test_an_index_from_another_version_is_rebuilt_at_start(
+    watched: list[Flask], indexers: list[RunningIndexer], start_indexer: Callable[[Flask], RunningIndexer]
+) -> None:
+    client = watched[0].test_client()
+    path = Path(health(client)[1]["index"]["path"])
+    indexers[0].stop()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 1")
+    start_indexer(watched[0])
+    wait_until(lambda: health(client)[1]["index"]["path"] != str(path), "an index of another schema was kept")
+    assert len(titles(client)) == 50
+
+
+# -- races ------------------------------------------------------------------------------------------
+
+
+def test_an_in_place_rewrite_is_never_read_half_written(newsroom: Newsroom, watched: list[Flask]) -> None:
+    """Editors that save by truncating and rewriting: each save is read whole, or not at all."""
+    client = watched[0].test_client()
+    path = newsroom.root / "innlent" / "frett-59" / "index.md"
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        for version in range(SAVES):
+            text = front_matter({"title": f"Útgáfa {version}", "id": "frett-59", "date": "2026-10-31T00:00:00Z"})
+            with open(path, "w", encoding="utf-8") as file:
+                time.sleep(random.uniform(0, 0.003))  # between the truncate and the first write
+                file.write(text)
+                file.flush()
+                time.sleep(random.uniform(0, 0.003))
+                file.write("Meginmál. " * 50 + f"ENDIR {version}.")
+            if stop.wait(random.uniform(0, 0.01)):
+                return
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    checked = 0
+    try:
+        while writer.is_alive():
+            feed = parsed(client, "/feeds/innlent/rss.xml")
+            assert len(feed.entries) == 30
+            [entry] = [entry for entry in feed.entries if entry.link.endswith("/innlent/frett-59/")]
+            if entry.title.startswith("Útgáfa "):
+                version = entry.title.removeprefix("Útgáfa ")
+                assert entry.content[0].value.rstrip().endswith(f"ENDIR {version}.</p>"), entry.content[0].value
+            else:
+                assert entry.title == "Frétt 59"
+            checked += 1
+    finally:
+        stop.set()
+        writer.join()
+    last = f"Útgáfa {SAVES - 1}"
+    wait_until(lambda: titles(client, "/feeds/innlent/rss.xml")[0] == last, "the last save never showed")
+    assert checked > 20
+
+
+def test_many_processes_starting_on_a_fresh_cache_at_once(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.article("innlent", "frett", title="Frétt")
+    environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
+    processes = [
+        subprocess.Popen(
+            [str(FLASK), "--app", "app", "index"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outcomes = [(process.wait(timeout=120), *process.communicate()) for process in processes]
+    for code, _, errors in outcomes:
+        assert "Traceback" not in errors and "locked" not in errors, errors
+        assert code == 0 or "another indexer is running" in errors, errors
+    assert any(code == 0 for code, _, _ in outcomes)
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache"})
+    assert titles(app.test_client()) == ["Frétt"]
+
+
+def test_workers_starting_while_the_index_is_built_never_fail(
+    newsroom: Newsroom, clock: Clock, tmp_path: Path, start_indexer: Callable[[Flask], RunningIndexer]
+) -> None:
+    for number in range(40):
+        newsroom.article("innlent", f"frett-{number}", title=f"Frétt {number}")
+    settings = {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "SETTLE_SECONDS": 0}
+    statuses: list[int] = []
+
+    def worker() -> None:
+        client = create_app(settings, clock=clock).test_client()
+        for _ in range(30):
+            response = client.get("/feeds/rss.xml")
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                assert len(feedparser.parse(response.data).entries) == 40
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    start_indexer(create_app(settings, clock=clock))
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 503}
+
+
+# -- /healthz ---------------------------------------------------------------------------------------
+
+
+def test_healthz_says_what_to_start_when_there_is_no_indexer(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> None:
+    newsroom.article("innlent", "frett")
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache"}, clock=clock)
+    code, body = health(app.test_client())
+    assert code == 503 and body["ready"] is False and body["status"] == "unavailable"
+    assert body["indexer"]["alive"] is False
+    response = app.test_client().get("/feeds/rss.xml")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert b"flask --app app index --watch" in response.data
+
+
+def test_healthz_reports_a_ready_service(watched: list[Flask]) -> None:
+    response = watched[1].test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert body["ready"] is True and body["status"] == "ok" and body["reason"] is None
+    assert body["articles"] == 60 and body["content_errors"] == []
+    assert body["indexer"] == {"alive": True, "state": "ok", "error": None}
+    assert body["index"]["healthy"] is True and 0 <= body["index"]["age_seconds"] < 10
+    assert body["last_change"].startswith("20")
