@@ -9,6 +9,7 @@ Every error of the database is turned into `IndexUnavailable` here, and nowhere 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
@@ -28,6 +29,7 @@ from .model import Article, Section, Site, Topic
 log = logging.getLogger(__name__)
 
 _Value = TypeVar("_Value")
+_Params = ParamSpec("_Params")
 
 #: Bumped whenever the tables or the stored encoding change; the indexer then builds a new generation.
 SCHEMA_VERSION = 3
@@ -172,6 +174,25 @@ def damage(path: Path) -> str | None:
     return None
 
 
+def _reading(method: Callable[Concatenate[Store, _Params], _Value]) -> Callable[Concatenate[Store, _Params], _Value]:
+    """Turns every way a damaged or vanished database can fail a query into IndexUnavailable.
+
+    The one place where errors of SQLite (and of decoding what it returns) are mapped.
+    """
+
+    @functools.wraps(method)
+    def read(store: Store, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Value:
+        try:
+            return method(store, *args, **kwargs)
+        except FeedsError:
+            raise
+        except (sqlite3.Error, msgspec.MsgspecError, UnicodeError, ValueError, TypeError, IndexError) as error:
+            store._forget()
+            raise IndexUnavailable(f"the index cannot be read: {error}") from error
+
+    return read
+
+
 class Store:
     """Queries over the published articles, from the current generation of the index.
 
@@ -185,50 +206,58 @@ class Store:
 
     # -- reading -----------------------------------------------------------------
 
+    @_reading
     def version(self) -> ContentVersion:
         """A pair that grows whenever the stored content changes."""
         generation, db = self._db()
-        row = self._read(lambda: db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone())
+        row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return generation, int(row[0]) if row else 0
 
+    @_reading
     def changed_at(self) -> datetime:
         """When the content version last went up (the epoch if it never did)."""
-        row = self._query("SELECT value FROM meta WHERE key = 'changed_at'").fetchone()
+        row = self._row("SELECT value FROM meta WHERE key = 'changed_at'")
         return datetime.fromtimestamp(int(row[0]) if row else 0, UTC)
 
+    @_reading
     def site(self) -> Site:
-        row = self._query("SELECT value FROM meta WHERE key = 'site'").fetchone()
-        return self._read(lambda: _decode_site(row[0])) if row else DEFAULT_SITE
+        row = self._row("SELECT value FROM meta WHERE key = 'site'")
+        return _decode_site(row[0]) if row else DEFAULT_SITE
 
+    @_reading
     def sections(self) -> tuple[Section, ...]:
-        rows = self._query("SELECT data FROM section WHERE data IS NOT NULL ORDER BY slug").fetchall()
-        return self._read(lambda: tuple(_decode_section(data) for (data,) in rows))
+        rows = self._rows("SELECT data FROM section WHERE data IS NOT NULL ORDER BY slug")
+        return tuple(_decode_section(data) for (data,) in rows)
 
+    @_reading
     def section(self, slug: str) -> Section:
         """Raises NotFound for a section that does not exist or cannot be published."""
-        row = self._query("SELECT data FROM section WHERE slug = ? AND data IS NOT NULL", (slug,)).fetchone()
+        row = self._row("SELECT data FROM section WHERE slug = ? AND data IS NOT NULL", (slug,))
         if row is None:
             raise NotFound("section", slug)
-        return self._read(lambda: _decode_section(row[0]))
+        return _decode_section(row[0])
 
+    @_reading
     def topic(self, slug: str, now: datetime) -> Topic:
         """Raises NotFound unless some public article has this topic."""
-        row = self._query(
+        row = self._row(
             "SELECT name FROM topic WHERE slug = ? AND published <= ? ORDER BY published DESC LIMIT 1",
             (slug, _seconds(now)),
-        ).fetchone()
+        )
         if row is None:
             raise NotFound("topic", slug)
         return Topic(name=row[0], slug=slug)
 
+    @_reading
     def topics(self, now: datetime) -> tuple[TopicCount, ...]:
         """Every topic of a public article, most used first."""
-        rows = self._query(
+        rows = self._rows(
             "SELECT slug, name, COUNT(*) FROM topic WHERE published <= ? GROUP BY slug ORDER BY COUNT(*) DESC, slug",
             (_seconds(now),),
-        ).fetchall()
+        )
         return tuple(TopicCount(Topic(name=name, slug=slug), count) for slug, name, count in rows)
 
+    @_reading
     def latest(
         self, now: datetime, limit: int, section: str | None = None, topic: str | None = None
     ) -> tuple[Article, ...]:
@@ -254,61 +283,54 @@ class Store:
                 " ORDER BY published DESC, path DESC LIMIT ?",
                 (at, limit),
             )
-        rows = self._query(query, parameters).fetchall()
-        return self._read(lambda: tuple(_decode_article(data) for (data,) in rows))
+        rows = self._rows(query, parameters)
+        return tuple(_decode_article(data) for (data,) in rows)
 
+    @_reading
     def count(self, now: datetime) -> int:
         """How many articles are public at `now`."""
-        row = self._query(
-            "SELECT COUNT(*) FROM bundle WHERE data IS NOT NULL AND published <= ?", (_seconds(now),)
-        ).fetchone()
+        row = self._row("SELECT COUNT(*) FROM bundle WHERE data IS NOT NULL AND published <= ?", (_seconds(now),))
         return int(row[0])
 
+    @_reading
     def article(self, section: str, slug: str, now: datetime) -> Article:
         """Raises NotFound unless the article exists and is public at `now`."""
-        row = self._query(
+        row = self._row(
             "SELECT data FROM bundle WHERE path = ? AND data IS NOT NULL AND published <= ?",
             (f"{section}/{slug}", _seconds(now)),
-        ).fetchone()
+        )
         if row is None:
             raise NotFound("article", f"{section}/{slug}")
-        return self._read(lambda: _decode_article(row[0]))
+        return _decode_article(row[0])
 
+    @_reading
     def next_release(self, now: datetime) -> datetime | None:
         """When the next embargoed article becomes public, if one is waiting."""
-        row = self._query(
-            "SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?", (_seconds(now),)
-        ).fetchone()
+        row = self._row("SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?", (_seconds(now),))
         return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
+    @_reading
     def problems(self) -> tuple[ContentError, ...]:
         """Every stored file that cannot be published as it stands, with the reason."""
-        rows = self._query(
+        rows = self._rows(
             "SELECT 'site', value FROM meta WHERE key = 'site_error'"
             " UNION ALL SELECT slug, error FROM section WHERE error IS NOT NULL"
             " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL ORDER BY 1"
-        ).fetchall()
+        )
         return tuple(_problem(str(error)) for _, error in rows)
 
+    @_reading
     def generation(self) -> int:
         """The generation being read; raises IndexUnavailable if there is none."""
         return self._db()[0]
 
     # -- connections -------------------------------------------------------------
 
-    def _query(self, sql: str, parameters: Iterable[object] = ()) -> sqlite3.Cursor:
-        _, db = self._db()
-        return self._read(lambda: db.execute(sql, tuple(parameters)))
+    def _rows(self, sql: str, parameters: Iterable[object] = ()) -> list[Any]:
+        return self._db()[1].execute(sql, tuple(parameters)).fetchall()
 
-    def _read(self, work: Callable[[], _Value]) -> _Value:
-        """Runs `work`, turning every way a damaged database can fail into IndexUnavailable."""
-        try:
-            return work()
-        except FeedsError:
-            raise
-        except (sqlite3.Error, msgspec.MsgspecError, UnicodeError, ValueError, TypeError, IndexError) as error:
-            self._forget()
-            raise IndexUnavailable(f"the index cannot be read: {error}") from error
+    def _row(self, sql: str, parameters: Iterable[object] = ()) -> Any:
+        return self._db()[1].execute(sql, tuple(parameters)).fetchone()
 
     def _db(self) -> tuple[int, sqlite3.Connection]:
         """This thread's connection to the current generation, checked at most every CHECK_SECONDS."""
@@ -331,7 +353,7 @@ class Store:
             raise IndexUnavailable(problem)
         if connection is None or local.generation != generation:
             self._forget()
-            connection = self._read(lambda: open_reader(self.files.database(generation)))
+            connection = open_reader(self.files.database(generation))
             local.connection, local.generation = connection, generation
         local.checked_at = now
         return generation, connection
