@@ -7,11 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 PREFIX = "FEEDS_"
 INDEXERS = ("watch", "inline")
+A_DAY = 86400
+_URL_LISTS = ("websub_hubs", "purge_urls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,24 @@ class Settings:
     settle_seconds: float = 2.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first.
     render_cache_mb: int = 16
+    #: `Cache-Control: s-maxage`: how long a shared cache (Varnish, a CDN) may keep a document, in
+    #: seconds. None: a day when `purge_urls` are set (each change purges what it touched), else `max_age`.
+    s_maxage: int | None = None
+    #: `stale-while-revalidate`: how long past its lifetime a cache may answer while it fetches anew.
+    stale_while_revalidate: int = 60
+    #: `stale-if-error`: how long past its lifetime a cache may answer while the origin fails.
+    stale_if_error: int = 86400
+    #: WebSub hubs every feed advertises, and which the indexer tells about every feed whose bytes change.
+    websub_hubs: tuple[str, ...] = ()
+    #: Cache nodes the indexer purges by surrogate key on every change: `PURGE` with an `xkey-purge` header.
+    purge_urls: tuple[str, ...] = ()
+
+    @property
+    def shared_max_age(self) -> int:
+        """The s-maxage in force."""
+        if self.s_maxage is not None:
+            return self.s_maxage
+        return A_DAY if self.purge_urls else self.max_age
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +79,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                     raise ConfigError(key, "no such setting")
                 continue
             values[names[name].name] = _convert(PREFIX + name, names[name].name, raw)
+    if values.get("websub_hubs") and not values.get("base_url"):
+        # A hub fetches a feed by the URL the feed names as its own, and only the setting fixes it.
+        raise ConfigError(PREFIX + "WEBSUB_HUBS", f"needs {PREFIX}BASE_URL, the feeds' public address")
     return Settings(**values)
 
 
@@ -69,12 +93,16 @@ def _convert(key: str, name: str, raw: Any) -> Any:
     if name in ("content_dir", "cache_dir"):
         return None if raw in (None, "") and name == "cache_dir" else Path(raw)
     if name == "base_url":
-        if raw in (None, ""):
-            return None
-        text = str(raw).rstrip("/")
-        if not text.startswith(("http://", "https://")) or "://" not in text or len(text.split("/")) < 3:
-            raise ConfigError(key, f"{raw!r} is not an absolute http(s) URL")
-        return text
+        return None if raw in (None, "") else _url(key, str(raw)).rstrip("/")
+    if name in _URL_LISTS:
+        # A space- or comma-separated list in the environment; any sequence of strings in a mapping.
+        if isinstance(raw, str):
+            return tuple(_url(key, item) for item in raw.replace(",", " ").split())
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(key, f"{raw!r} is not a list of URLs")
+        return tuple(_url(key, str(item)) for item in raw)
+    if name == "s_maxage" and raw in (None, ""):
+        return None
     number_type = float if name in ("rescan_seconds", "settle_seconds") else int
     try:
         number = number_type(raw)
@@ -83,3 +111,14 @@ def _convert(key: str, name: str, raw: Any) -> Any:
     if number < 0 or (name in ("feed_size", "ttl_minutes", "render_cache_mb", "rescan_seconds") and number <= 0):
         raise ConfigError(key, f"{raw!r} is out of range")
     return number
+
+
+def _url(key: str, text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise ConfigError(key, f"{text!r} is not an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+        raise ConfigError(key, f"{text!r} is not an absolute http(s) URL")
+    return text

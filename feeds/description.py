@@ -27,6 +27,10 @@ class Scope:
             return f"/feeds/{self.section}"
         return "/feeds"
 
+    def document_path(self, file_name: str) -> str:
+        """One of its feed documents, from the site root, e.g. "/feeds/innlent/rss.xml"."""
+        return f"{self.feed_path}/{file_name}"
+
     @property
     def page_path(self) -> str:
         """Its HTML page, from the site root."""
@@ -59,7 +63,7 @@ class Links:
         return markup.absolutize(article.body_html, self.base_url)
 
     def feed(self, scope: Scope, file_name: str) -> str:
-        return self.to(f"{scope.feed_path}/{file_name}")
+        return self.to(scope.document_path(file_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +91,15 @@ class Feed:
     section_titles: Mapping[str, str]
     #: The name of the generator.
     generator: str
+    #: WebSub hubs that readers may subscribe through; each document names them and itself.
+    hubs: tuple[str, ...] = ()
 
     def self_url(self, file_name: str) -> str:
         return self.links.feed(self.scope, file_name)
 
     def feed_id(self, file_name: str) -> str:
         """A permanent id for the feed document: its canonical URL."""
-        return f"{self.canonical_base_url}{self.scope.feed_path}/{file_name}"
+        return f"{self.canonical_base_url}{self.scope.document_path(file_name)}"
 
     @property
     def page_url(self) -> str:

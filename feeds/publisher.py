@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import edge
 from .config import Settings
 from .content import inside
 from .description import Feed, Links, Scope, authority_of, newest, section_titles
@@ -93,6 +94,7 @@ class Publisher:
         self._version_read_at = float("-inf")
         self._indexer_seen = (float("-inf"), False)
         self._inline_lock = threading.Lock()
+        self._cache_control = edge.cache_control(settings)
 
     def indexer(self, settle_seconds: float | None = None) -> Indexer:
         """An indexer for this app's index (it still has to acquire the index's lock to write)."""
@@ -190,7 +192,8 @@ class Publisher:
                 last_modified=int(feed.updated.timestamp()),
                 version=version,
                 expires=None if release is None else release.timestamp(),
-                cache_control=f"public, max-age={self.settings.max_age}",
+                cache_control=self._cache_control,
+                extra_headers=edge.feed_headers(feed, format_.file_name),
             )
         except (IndexUnavailable, IncompleteRender) as error:
             if entry is None:
@@ -225,6 +228,7 @@ class Publisher:
             publisher=site.title,
             section_titles=section_titles(self.store.sections()),
             generator=GENERATOR,
+            hubs=self.settings.websub_hubs,
         )
 
     def listing(self, scope: Scope) -> Listing:

@@ -31,6 +31,9 @@ class Rendered:
     #: When an embargoed article becomes public and this document stale (seconds since the epoch).
     expires: float | None
     cache_control: str
+    #: Added to a 200 only: what shared caches and hubs read (surrogate keys, WebSub links). A 304
+    #: leaves them out: it confirms bytes a cache already has, so their keys and links stand.
+    extra_headers: Headers = field(default_factory=list)
     #: Strong, derived from the bytes alone: the same in every worker and after a restart.
     etag: str = field(init=False)
     #: The compressed copy is another representation, so it has its own strong ETag.
@@ -39,7 +42,7 @@ class Rendered:
     _headers: dict[tuple[bool, bool], Headers] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        digest = hashlib.blake2b(self.body, digest_size=16).hexdigest()
+        digest = body_digest(self.body)
         self.etag, self.gzip_etag = f'"{digest}"', f'"{digest}-gzip"'
 
     def gzipped(self) -> bytes:
@@ -64,8 +67,14 @@ class Rendered:
                 found += [("Content-Type", self.content_type), ("Content-Length", str(len(body)))]
                 if gzipped:
                     found.append(("Content-Encoding", "gzip"))
+                found += self.extra_headers
             self._headers[key] = found
         return found
+
+
+def body_digest(body: bytes) -> str:
+    """What names a document's bytes: its ETag, and what the indexer compares to see that a feed changed."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def render_cache(capacity_bytes: int) -> BoundedCache[Rendered]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
 from werkzeug.exceptions import BadRequest
 
+from . import edge
 from .dates import format_icelandic
 from .description import Links, Scope, section_titles
 from .errors import IndexUnavailable, NotFound
@@ -68,9 +70,15 @@ def healthz() -> tuple[dict[str, object], int, dict[str, str]]:
 
 @blueprint.after_app_request
 def allow_caching(response: Response) -> Response:
-    if response.status_code == 200 and not (response.cache_control.max_age or response.cache_control.no_store):
-        response.cache_control.public = True
-        response.cache_control.max_age = publisher().settings.max_age
+    if response.status_code == 200 and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = edge.cache_control(publisher().settings)
+    return response
+
+
+def _keyed(body: str, keys: Iterable[str]) -> Response:
+    """An HTML page carrying the surrogate keys of itself and of every article it shows."""
+    response = Response(body, mimetype="text/html")
+    response.headers.extend(edge.key_headers(keys))
     return response
 
 
@@ -123,35 +131,44 @@ def _feed(scope: Scope, file_name: str) -> Response:
 
 
 @blueprint.get("/")
-def home() -> str:
-    return render_template("home.html", overview=publisher().overview())
+def home() -> Response:
+    overview = publisher().overview()
+    keys = [edge.page_key(Scope().page_path), *map(edge.article_key, overview.articles)]
+    return _keyed(render_template("home.html", overview=overview), keys)
 
 
 @blueprint.get("/<section>/")
-def section_page(section: str) -> str:
-    listing = publisher().listing(Scope(section=_slug("section", section)))
-    return render_template("listing.html", listing=listing)
+def section_page(section: str) -> Response:
+    return _listing(Scope(section=_slug("section", section)))
 
 
 @blueprint.get("/topics/<topic>/")
-def topic_page(topic: str) -> str:
-    listing = publisher().listing(Scope(topic=_slug("topic", topic)))
-    return render_template("listing.html", listing=listing)
+def topic_page(topic: str) -> Response:
+    return _listing(Scope(topic=_slug("topic", topic)))
+
+
+def _listing(scope: Scope) -> Response:
+    listing = publisher().listing(scope)
+    keys = [edge.page_key(scope.page_path), *map(edge.article_key, listing.articles)]
+    return _keyed(render_template("listing.html", listing=listing), keys)
 
 
 @blueprint.get("/<section>/<slug>/")
-def article_page(section: str, slug: str) -> str:
+def article_page(section: str, slug: str) -> Response:
     article = publisher().article(_slug("section", section), _slug("article", slug))
     site = publisher().store.site()
     titles = section_titles(publisher().store.sections())
-    return render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
+    page = render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
+    return _keyed(page, [edge.article_key(article)])
 
 
 @blueprint.get("/<section>/<slug>/<file_name>")
 def photo(section: str, slug: str, file_name: str) -> Response:
     image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
-    response = send_file(path, mimetype=image.media_type, conditional=True, max_age=publisher().settings.max_age)
-    response.cache_control.public = True
+    response = send_file(path, mimetype=image.media_type, conditional=True)
+    response.headers["Cache-Control"] = edge.cache_control(publisher().settings)
+    # Keyed by its article: a photo replaced in place changes the article, which is purged.
+    response.headers.extend(edge.key_headers([edge.article_key(f"/{section}/{slug}/")]))
     return response
 
 

@@ -17,6 +17,8 @@ from feeds.formats import format_for
 from .conftest import Clock, Newsroom
 
 FEED = "/feeds/rss.xml"
+#: The defaults: readers keep a feed a minute, and so do shared caches unless purges are configured.
+CACHE_CONTROL = "public, max-age=60, s-maxage=60, stale-while-revalidate=60, stale-if-error=86400"
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def test_feed_carries_strong_validators_and_caching_headers(room: Newsroom, clie
     etag = response.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
     assert parsedate_to_datetime(response.headers["Last-Modified"]).isoformat() == "2026-10-02T08:30:00+00:00"
-    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert response.headers["Cache-Control"] == CACHE_CONTROL
     assert response.headers["Vary"] == "Accept-Encoding"
     assert response.headers["Content-Length"] == str(len(response.data))
 
@@ -60,7 +62,7 @@ def test_conditional_requests(room: Newsroom, client: FlaskClient, headers: dict
     if status == 304:
         assert response.data == b""
         assert response.headers["ETag"] == etag
-        assert response.headers["Cache-Control"] == "public, max-age=60"
+        assert response.headers["Cache-Control"] == CACHE_CONTROL
 
 
 def test_gzip_round_trips_with_its_own_etag(room: Newsroom, client: FlaskClient) -> None:
@@ -92,11 +94,30 @@ def test_head_answers_with_the_headers_of_get(room: Newsroom, client: FlaskClien
         assert head.headers[name] == get.headers[name]
 
 
-def test_max_age_is_configurable(room: Newsroom, clock: Clock, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"MAX_AGE": 300}, "public, max-age=300, s-maxage=300, stale-while-revalidate=60, stale-if-error=86400"),
+        # Purged on every change, a shared cache may keep a feed for a day; readers still poll every minute.
+        (
+            {"PURGE_URLS": "http://127.0.0.1:9/"},
+            "public, max-age=60, s-maxage=86400, stale-while-revalidate=60, stale-if-error=86400",
+        ),
+        (
+            {"S_MAXAGE": 600, "STALE_WHILE_REVALIDATE": 5, "STALE_IF_ERROR": 0},
+            "public, max-age=60, s-maxage=600, stale-while-revalidate=5, stale-if-error=0",
+        ),
+    ],
+)
+def test_cache_lifetimes_are_configurable(
+    room: Newsroom, clock: Clock, tmp_path: Path, settings: dict[str, object], expected: str
+) -> None:
     app = create_app(
-        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "INDEXER": "inline", "MAX_AGE": 300}, clock=clock
+        {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "c", "INDEXER": "inline", **settings}, clock=clock
     )
-    assert app.test_client().get(FEED).headers["Cache-Control"] == "public, max-age=300"
+    client = app.test_client()
+    for url in (FEED, "/", "/innlent/", "/innlent/fyrsta/"):
+        assert client.get(url).headers["Cache-Control"] == expected, url
 
 
 def test_etag_is_the_same_in_every_worker_and_after_a_restart(room: Newsroom, clock: Clock, tmp_path: Path) -> None:

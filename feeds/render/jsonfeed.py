@@ -24,6 +24,8 @@ def render_json(feed: Feed) -> bytes:
         "authors": [{"name": feed.publisher}],
         "items": [_item(feed, article) for article in feed.articles],
     }
+    if feed.hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in feed.hubs]
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

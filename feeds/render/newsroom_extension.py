@@ -19,6 +19,7 @@ from ..model import Image
 
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 #: A photo as a feed shows it: its absolute URL, and the photo.
@@ -31,16 +32,24 @@ def rfc822(moment: datetime) -> str:
 
 
 class NewsroomExtension(BaseExtension):  # type: ignore[misc]
-    """Feed-level part: the namespaces, and `lastBuildDate` written locale-free."""
+    """Feed-level part: the namespaces, `lastBuildDate` written locale-free, and RSS's WebSub hub links."""
 
     def __init__(self) -> None:
         self.last_build: datetime | None = None
+        self.hubs: tuple[str, ...] = ()
 
     def extend_ns(self) -> dict[str, str]:
         return {"media": MEDIA_NS, "dc": DC_NS}
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
         channel = feed.find("channel")
+        if channel is not None and self.hubs:
+            # Beside the self link, as WebSub's discovery asks: `atom:link rel="hub"`, one per hub.
+            self_link = channel.find(f"{{{ATOM_NS}}}link[@rel='self']")
+            at = len(channel) if self_link is None else channel.index(self_link) + 1
+            for offset, hub in enumerate(self.hubs):
+                link = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+                channel.insert(at + offset, link)
         element = None if channel is None else channel.find("lastBuildDate")
         if channel is None or element is None:
             return feed

@@ -118,6 +118,10 @@ def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list
     generator.description(feed.description or feed.title)
     generator.language(feed.language)
     generator.link(href=feed.self_url(file_name), rel="self", type=media_type)
+    # Atom only: feedgen writes no hub link in RSS, so the extension adds those.
+    for hub in feed.hubs:
+        generator.link(href=hub, rel="hub")
+    getattr(generator, EXTENSION).hubs = feed.hubs
     # Last, because feedgen makes the last link the RSS channel's <link>.
     generator.link(href=feed.page_url, rel="alternate", type="text/html")
     generator.author({"name": feed.publisher})
