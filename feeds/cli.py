@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 
 from . import watcher
+from .announcer import announcer_for
 from .indexer import IndexerBusy, indexer_alive
 from .publisher import Publisher
 from .supervisor import serve
@@ -72,7 +73,21 @@ def index_command(watch: bool) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    watcher.watch(publisher.indexer(), publisher.content_dir, publisher.settings.rescan_seconds, stop)
+    # With hubs or caches to purge, this process tells them of each change: it alone knows of them.
+    announcer = announcer_for(publisher)
+    if announcer is not None:
+        announcer.start()
+    try:
+        watcher.watch(
+            publisher.indexer(),
+            publisher.content_dir,
+            publisher.settings.rescan_seconds,
+            stop,
+            on_sync=None if announcer is None else announcer.changed,
+        )
+    finally:
+        if announcer is not None:
+            announcer.stop()
 
 
 @click.command("serve")

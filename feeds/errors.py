@@ -47,3 +47,12 @@ class IndexUnavailable(Unavailable):
 
 class IncompleteRender(FeedsError):
     """A renderer wrote fewer items than its feed holds; such a document is never served."""
+
+
+class NotifyError(FeedsError):
+    """A hub or a cache node did not take a notification; names where it went and why."""
+
+    def __init__(self, destination: str, reason: str) -> None:
+        super().__init__(f"{destination}: {reason}")
+        self.destination = destination
+        self.reason = reason

@@ -1,0 +1,145 @@
+"""The indexer's announcer: after every change, purges the caches and tells the hubs about exactly what changed.
+
+It runs in the watch process, beside the watch loop, on its own thread: the loop hands it each
+sync's report and the bundles it was asked to read (`changed`, which only records them), and the
+announcer works out which documents changed bytes (changes.py) and queues the purges and pings
+(notify.py). It also looks on its own every POLL_SECONDS, for changes no report named (a rebuilt
+index), and when an embargoed article becomes public.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Collection
+
+from .changes import Changes, ChangeTracker
+from .errors import IndexUnavailable
+from .notify import Notifier
+from .publisher import Publisher
+from .scanner import SyncReport
+from .store import ContentVersion
+
+log = logging.getLogger(__name__)
+
+#: How often the announcer looks at the content version without being told of a change.
+POLL_SECONDS = 1.0
+#: The pause after a look failed (the index being rebuilt, say).
+RETRY_SECONDS = 0.5
+
+
+class Announcer:
+    """Owns the announcing thread and the notifier's senders; `start`, then `stop`."""
+
+    def __init__(self, tracker: ChangeTracker, notifier: Notifier, base_url: str | None) -> None:
+        self.tracker = tracker
+        self.notifier = notifier
+        self.base_url = base_url
+        self._lock = threading.Lock()
+        #: Bundles named by syncs, by the content version each left; None: anything may have changed.
+        self._pending: dict[ContentVersion, frozenset[str] | None] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seen: ContentVersion | None = None
+        self._release_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
+        #: Every look that found something, newest last (for tests and the log).
+        self.announced: list[Changes] = []
+
+    def start(self) -> None:
+        self.notifier.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.notifier.stop()
+
+    def changed(self, report: SyncReport, bundles: Collection[str] | None) -> None:
+        """The watch loop's hook after a successful sync: records, wakes the announcer, and returns."""
+        named = None if bundles is None else frozenset(bundles)
+        with self._lock:
+            if report.version in self._pending:
+                earlier = self._pending[report.version]
+                named = None if earlier is None or named is None else earlier | named
+            self._pending[report.version] = named
+        self._wake.set()
+
+    def _run(self) -> None:
+        timeout = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._look()
+            except IndexUnavailable as error:
+                log.info("announcing waits for the index: %s", error)
+                timeout = RETRY_SECONDS
+                continue
+            except Exception:
+                # A fault in one look must not end announcing for the life of the process.
+                log.exception("announcing failed; looking again in %.1f s", RETRY_SECONDS)
+                timeout = RETRY_SECONDS
+                continue
+            timeout = POLL_SECONDS
+            if self._release_at is not None:
+                timeout = min(timeout, max(self._release_at - time.time(), 0.0))
+
+    def _look(self) -> None:
+        store = self.tracker.publisher.store
+        version = store.version()
+        release_due = self._release_at is not None and time.time() >= self._release_at
+        with self._lock:
+            pending = {at: named for at, named in self._pending.items() if at <= version}
+            self._pending = {at: named for at, named in self._pending.items() if at > version}
+        if version == self._seen and not release_due:
+            return
+        started = time.monotonic()
+        changes = self.tracker.look(self._bundles(version, pending, release_due))
+        # What was read before the look: a sync the look saw part of is looked at again next time.
+        self._seen = version
+        release = store.next_release(self.tracker.publisher.clock())
+        self._release_at = None if release is None else release.timestamp()
+        took = (time.monotonic() - started) * 1e3
+        if not changes:
+            log.debug("version %s: no feed changed bytes (%d scopes looked at)", version, changes.scopes_looked_at)
+            return
+        log.info(
+            "version %s: %d feed documents changed bytes, %d went, %d keys to purge (%d scopes looked at, "
+            "%d documents rendered, in %.0f ms): %s",
+            version, len(changes.documents), len(changes.gone), len(changes.keys), changes.scopes_looked_at,
+            changes.documents_rendered, took, " ".join(changes.documents),
+        )  # fmt: skip
+        self.announced.append(changes)
+        del self.announced[:-100]
+        urls = [] if self.base_url is None else [self.base_url + document for document in changes.documents]
+        self.notifier.submit(urls, changes.keys)
+
+    def _bundles(
+        self, version: ContentVersion, pending: dict[ContentVersion, frozenset[str] | None], release_due: bool
+    ) -> frozenset[str] | None:
+        """The bundles changed since the last look, if every version since then named its own; else None."""
+        seen = self._seen
+        if seen is None or release_due or seen[0] != version[0]:
+            return None
+        named: set[str] = set()
+        for number in range(seen[1] + 1, version[1] + 1):
+            bundles = pending.get((version[0], number))
+            if bundles is None:
+                return None
+            named |= bundles
+        return frozenset(named)
+
+
+def announcer_for(publisher: Publisher) -> Announcer | None:
+    """The announcer the settings ask for, not started; None when there are no hubs and no caches to purge."""
+    settings = publisher.settings
+    if not (settings.websub_hubs or settings.purge_urls):
+        return None
+    files = publisher.store.files
+    tracker = ChangeTracker(publisher, files.cache_dir / f"{files.name}.announced.json")
+    return Announcer(tracker, Notifier(settings.websub_hubs, settings.purge_urls), settings.base_url)
