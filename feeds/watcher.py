@@ -15,6 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,13 +79,21 @@ class _Work:
         self.deferred.update(report.deferred)
 
 
+#: Called after every successful sync with its report and the bundles it was asked to read (None
+#: for a whole pass); it must return at once and never raise (the announcer's `changed`).
+OnSync = Callable[[SyncReport, frozenset[str] | None], None]
+
+
 class Watcher:
     """Runs until `stop` is set: the one owner of an index's freshness."""
 
-    def __init__(self, indexer: Indexer, content_dir: Path, rescan_seconds: float) -> None:
+    def __init__(
+        self, indexer: Indexer, content_dir: Path, rescan_seconds: float, on_sync: OnSync | None = None
+    ) -> None:
         self.indexer = indexer
         self.content_dir = content_dir
         self.rescan_seconds = rescan_seconds
+        self.on_sync = on_sync
         self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
@@ -120,10 +129,15 @@ class Watcher:
                     next_probe = now + PROBE_SECONDS
                     self._probe(work, rebuild_anyway=corrupt or failures >= REBUILD_AFTER_FAILURES)
                 if work.everything:
-                    work.done(self._whole_pass(), whole=True)
+                    report = self._whole_pass()
+                    work.done(report, whole=True)
                     next_rescan = time.monotonic() + self.rescan_seconds
+                    self._synced(report, None)
                 elif work.bundles:
-                    work.done(self.indexer.sync_bundles(work.bundles, self._recently_closed()), whole=False)
+                    asked = frozenset(work.bundles)
+                    report = self.indexer.sync_bundles(asked, self._recently_closed())
+                    work.done(report, whole=False)
+                    self._synced(report, asked)
                 failures, corrupt = 0, False
             except (sqlite3.Error, OSError, FeedsError) as error:
                 failures += 1
@@ -133,6 +147,10 @@ class Watcher:
                 next_probe = 0.0
                 log.error("indexing failed (%s); trying again in %.1f s", error, pause)
                 self.indexer.failing(str(error))
+
+    def _synced(self, report: SyncReport, asked: frozenset[str] | None) -> None:
+        if self.on_sync is not None:
+            self.on_sync(report, asked)
 
     def _probe(self, work: _Work, rebuild_anyway: bool) -> None:
         """Rebuilds the index if its file is damaged (or keeps failing); otherwise says it is current."""
@@ -271,9 +289,11 @@ def _entries(folder: str) -> list[str]:
         return []
 
 
-def watch(indexer: Indexer, content_dir: Path, rescan_seconds: float, stop: threading.Event) -> None:
+def watch(
+    indexer: Indexer, content_dir: Path, rescan_seconds: float, stop: threading.Event, on_sync: OnSync | None = None
+) -> None:
     """Takes the index's lock, waiting while another indexer holds it, and keeps the index current
-    until `stop` is set."""
+    until `stop` is set; `on_sync` hears of every successful sync."""
     waiting_said = False
     while not stop.is_set():
         try:
@@ -287,7 +307,7 @@ def watch(indexer: Indexer, content_dir: Path, rescan_seconds: float, stop: thre
     else:
         return
     try:
-        Watcher(indexer, content_dir, rescan_seconds).run(stop)
+        Watcher(indexer, content_dir, rescan_seconds, on_sync).run(stop)
     finally:
         indexer.release()
 
