@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from .errors import FeedsError
 from .scanner import Completeness, Scanner, SyncReport
-from .store import IndexFiles, Writer
+from .store import IndexFiles, Writer, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,27 @@ class Indexer:
         return self.rebuild("there is no usable index")
 
     def damage(self) -> str | None:
-        """Why the generation being written can no longer be trusted, if it cannot."""
-        return "there is no index" if self.writer is None else self.writer.damage()
+        """Why the generation being written can no longer be trusted, if it cannot.
+
+        Its file is looked at every time; a thorough check runs only when a reader reported damage
+        that the file's header does not show (pages overwritten further in).
+        """
+        if self.writer is None:
+            return "there is no index"
+        problem = self.writer.damage()
+        reported = self.files.take_damage_report()
+        if problem is not None or reported is None or reported[0] != self.writer.generation:
+            return problem
+        # A fresh connection: this one's page cache may still hold good copies of damaged pages.
+        try:
+            with contextlib.closing(open_reader(self.writer.path)) as fresh:
+                row = fresh.execute("PRAGMA quick_check").fetchone()
+        except (sqlite3.Error, FeedsError) as error:
+            row = (str(error),)
+        if row is not None and row[0] == "ok":
+            log.info("a reader reported damage (%s), but the index passes its check", reported[1])
+            return None
+        return f"a reader found it damaged ({reported[1]}); quick_check: {row[0] if row else 'no answer'}"
 
     def full_pass(self, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         writer = self._writer()

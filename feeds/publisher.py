@@ -30,6 +30,9 @@ VERSION_POLL_SECONDS = 0.01
 INDEXER_CHECK_SECONDS = 1.0
 #: How long an inline sync waits for another process's sync to finish.
 INLINE_WAIT_SECONDS = 10.0
+#: How long the indexer may go without confirming the index before /healthz says it is not ready
+#: (it confirms every STATUS_HEARTBEAT_SECONDS when all is well).
+STALE_STATUS_SECONDS = 15.0
 NO_INDEXER = "no indexer is running for this content: start `flask --app app index --watch` (`make run` does)"
 
 Clock = Callable[[], datetime]
@@ -293,8 +296,11 @@ class Publisher:
             reason = problem
         elif not alive:
             reason = NO_INDEXER
-        elif status is not None and status.state in ("building", "failing") and self.settings.indexer == "watch":
+        elif self.settings.indexer == "watch" and status is not None and status.state in ("building", "failing"):
             reason = f"the indexer is {status.state}: {status.error}"
+        elif self.settings.indexer == "watch" and (age is None or age > STALE_STATUS_SECONDS):
+            # A full disk keeps the indexer from saying anything at all, even that it fails.
+            reason = f"the indexer has not confirmed the index for {age or 0:.0f} s"
         return Health(
             ready=reason is None,
             reason=reason,

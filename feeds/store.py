@@ -116,8 +116,32 @@ class IndexFiles:
         """The indexer's last word on its health, for /healthz."""
         return self.cache_dir / f"{self.name}.status.json"
 
+    @property
+    def damage_report(self) -> Path:
+        """Written by a reader that met a damaged database, for the indexer to look into."""
+        return self.cache_dir / f"{self.name}.damaged"
+
     def database(self, generation: int) -> Path:
         return self.cache_dir / f"{self.name}.{generation}.sqlite3"
+
+    def report_damage(self, generation: int, reason: str) -> None:
+        """Tells the indexer that a generation failed a reader; the first report stands until it is read."""
+        try:
+            descriptor = os.open(self.damage_report, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            return  # one is waiting already, or the cache cannot be written: the indexer's own checks remain
+        with os.fdopen(descriptor, "w", encoding="utf-8") as report:
+            report.write(f"{generation} {reason}\n")
+
+    def take_damage_report(self) -> tuple[int, str] | None:
+        """The generation a reader reported damaged, and why; the report is removed."""
+        try:
+            text = self.damage_report.read_text(encoding="utf-8")
+            self.damage_report.unlink()
+        except (OSError, UnicodeDecodeError):
+            return None
+        generation, _, reason = text.strip().partition(" ")
+        return (int(generation), reason) if generation.isdigit() else None
 
     def current(self) -> int | None:
         """The generation the pointer names, or None if there is none (or it cannot be read)."""
@@ -187,7 +211,10 @@ def _reading(method: Callable[Concatenate[Store, _Params], _Value]) -> Callable[
         except FeedsError:
             raise
         except (sqlite3.Error, msgspec.MsgspecError, UnicodeError, ValueError, TypeError, IndexError) as error:
-            store._forget()
+            generation = store._forget()
+            # Busy, locked or out of memory is passing; anything else says the file is damaged.
+            if generation is not None and not isinstance(error, sqlite3.OperationalError):
+                store.files.report_damage(generation, f"{type(error).__name__}: {error}")
             raise IndexUnavailable(f"the index cannot be read: {error}") from error
 
     return read
@@ -358,12 +385,16 @@ class Store:
         local.checked_at = now
         return generation, connection
 
-    def _forget(self) -> None:
+    def _forget(self) -> int | None:
+        """Closes this thread's connection; returns the generation it read, if it had one."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         self._local.connection = None
-        if connection is not None:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
+        if connection is None:
+            return None
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
+        generation: int = self._local.generation
+        return generation
 
 
 def open_reader(path: Path) -> sqlite3.Connection:

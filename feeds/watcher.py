@@ -9,6 +9,7 @@ A failure (a full or read-only disk) is retried with backoff, and no change wait
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -39,9 +40,6 @@ PROBE_SECONDS = 1.0
 LOCK_POLL_SECONDS = 0.1
 #: The longest pause between two tries after a failure.
 MAX_BACKOFF_SECONDS = 5.0
-#: Failures in a row after which the index is rebuilt even if its file looks sound and the error
-#: did not say it is damaged (a full or read-only disk fails the rebuild too, and is tried again).
-REBUILD_AFTER_FAILURES = 3
 
 _WATCHED = [
     events.FileCreatedEvent,
@@ -95,18 +93,19 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self.on_sync = on_sync
         self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
+        self._observer: BaseObserver | None = None
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
 
     def run(self, stop: threading.Event) -> None:
-        observer = self._watch()
+        self._observer = self._watch()
         try:
             self._loop(stop)
         finally:
-            if observer is not None:
-                observer.stop()
-                observer.join(timeout=5)
+            if self._observer is not None:
+                self._observer.stop()
+                self._observer.join(timeout=5)
 
     def _loop(self, stop: threading.Event) -> None:
         work = _Work()
@@ -127,7 +126,10 @@ class Watcher:
             try:
                 if probe:
                     next_probe = now + PROBE_SECONDS
-                    self._probe(work, rebuild_anyway=corrupt or failures >= REBUILD_AFTER_FAILURES)
+                    self._keep_watching(work)
+                    rebuilt = self._probe(work, damaged=corrupt)
+                    if rebuilt is not None:
+                        self._synced(rebuilt, None)
                 if work.everything:
                     report = self._whole_pass()
                     work.done(report, whole=True)
@@ -152,17 +154,29 @@ class Watcher:
         if self.on_sync is not None:
             self.on_sync(report, asked)
 
-    def _probe(self, work: _Work, rebuild_anyway: bool) -> None:
-        """Rebuilds the index if its file is damaged (or keeps failing); otherwise says it is current."""
+    def _probe(self, work: _Work, damaged: bool) -> SyncReport | None:
+        """Rebuilds the index if it is damaged (its file, a reader's report, or the last error says
+        so) and returns what the rebuild read; otherwise records that it is current."""
         problem = self.indexer.damage()
-        if problem is None and rebuild_anyway:
-            problem = "writing to it keeps failing"
+        if problem is None and damaged:
+            problem = "writing to it failed: the database is damaged"
         if problem is None:
             if not (work.everything or work.bundles or work.deferred):
                 self.indexer.confirm()
-            return
+            return None
         report = self.indexer.rebuild(problem) if self.indexer.writer is not None else self.indexer.open()
         work.done(report, whole=True)
+        return report
+
+    def _keep_watching(self, work: _Work) -> None:
+        """Starts the notifications again if their thread died; a whole pass covers the gap."""
+        if self._observer is None or self._observer.is_alive():
+            return
+        log.error("file notifications stopped; watching %s again", self.content_dir)
+        with contextlib.suppress(RuntimeError):
+            self._observer.stop()
+        self._observer = self._watch()
+        work.everything = True
 
     def _whole_pass(self) -> SyncReport:
         if self.indexer.writer is None:

@@ -152,9 +152,13 @@ def damage(path: Path, fault: str) -> None:
         path.unlink()
     elif fault == "truncated":
         os.truncate(path, 0)
-    else:
+    elif fault == "overwritten":
         with open(path, "r+b") as file:
             file.write(random.randbytes(64 * 1024))
+    else:  # pages further in: the header still looks right, and only reading them tells
+        with open(path, "r+b") as file:
+            file.seek(4096)
+            file.write(random.randbytes(os.path.getsize(path) - 4096))
 
 
 @pytest.fixture
@@ -193,7 +197,7 @@ def check_answer(client: FlaskClient, url: str, expected: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("fault", ["deleted", "truncated", "overwritten"])
+@pytest.mark.parametrize("fault", ["deleted", "truncated", "overwritten", "overwritten inside"])
 def test_a_damaged_index_is_rebuilt_while_readers_get_the_last_good_state(
     newsroom: Newsroom, watched: list[Flask], fault: str
 ) -> None:
