@@ -46,6 +46,8 @@ class Announcer:
         self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
         #: Every look that found something, newest last (for tests and the log).
         self.announced: list[Changes] = []
+        #: Set once the first look is done: from then on every change is announced.
+        self.ready = threading.Event()
 
     def start(self) -> None:
         self.notifier.start()
@@ -85,6 +87,7 @@ class Announcer:
                 log.exception("announcing failed; looking again in %.1f s", RETRY_SECONDS)
                 timeout = RETRY_SECONDS
                 continue
+            self.ready.set()
             timeout = POLL_SECONDS
             if self._release_at is not None:
                 timeout = min(timeout, max(self._release_at - time.time(), 0.0))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import http.client
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from .errors import NotifyError
@@ -38,8 +40,14 @@ PURGE_HEADER_BYTES = 4000
 #: The header the xkey vmod's purge reads (deploy/varnish/default.vcl).
 PURGE_HEADER = "xkey-purge"
 
-#: Sends names to a destination; returns what it answered, for the log. Raises NotifyError or OSError.
-Deliver = Callable[[list[str]], str]
+
+class Deliver(Protocol):
+    """Sends names to one destination over a kept-alive connection."""
+
+    def __call__(self, names: list[str], /) -> str:
+        """Returns what the destination answered, for the log; raises NotifyError or OSError."""
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -126,14 +134,17 @@ class Channel:
             return not self._items
 
     def _run(self) -> None:
-        while True:
-            with self._condition:
-                if self._stop:
-                    return
-                names = self._take(time.monotonic())
-                if not names:
-                    continue
-            self._send(names)
+        try:
+            while True:
+                with self._condition:
+                    if self._stop:
+                        return
+                    names = self._take(time.monotonic())
+                    if not names:
+                        continue
+                self._send(names)
+        finally:
+            self._deliver.close()
 
     def _take(self, now: float) -> list[str]:
         """The names due now, marked in flight; or waits for one to be due and returns none."""
@@ -246,38 +257,37 @@ class _Connection:
             self.connection = None
 
 
-def publisher_ping(hub: str) -> Deliver:
+class PublisherPing(_Connection):
     """WebSub publish, as hubs take it: a form POST of `hub.mode=publish` and the feed's URL.
 
     The URL goes as `hub.url` (PubSubHubbub 0.4, Google's and Superfeedr's hubs) and as `hub.topic`
     (Switchboard, flask-websub): the spec leaves publishing to each hub, and hubs ignore the other.
     """
-    connection = _Connection(hub)
 
-    def deliver(urls: list[str]) -> str:
+    def __call__(self, urls: list[str], /) -> str:
         (url,) = urls
         body = urlencode({"hub.mode": "publish", "hub.url": url, "hub.topic": url}).encode()
-        status, answer = connection.request(
-            "POST", body, {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))}
-        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))}
+        status, answer = self.request("POST", body, headers)
         if not 200 <= status < 300:
-            raise NotifyError(hub, f"{status} {answer[:200].decode('utf-8', 'replace').strip()}")
+            raise NotifyError(self.url, f"{status} {_text(answer)}")
         return str(status)
 
-    return deliver
 
-
-def cache_purge(node: str) -> Deliver:
+class CachePurge(_Connection):
     """`PURGE` with the keys in an `xkey-purge` header, as deploy/varnish/default.vcl takes it."""
-    connection = _Connection(node)
 
-    def deliver(keys: list[str]) -> str:
-        status, answer = connection.request("PURGE", None, {PURGE_HEADER: " ".join(keys), "Content-Length": "0"})
+    def __call__(self, keys: list[str], /) -> str:
+        status, answer = self.request("PURGE", None, {PURGE_HEADER: " ".join(keys), "Content-Length": "0"})
         if not 200 <= status < 300:
-            raise NotifyError(node, f"{status} {answer[:200].decode('utf-8', 'replace').strip()}")
-        return f"{status} {answer[:80].decode('utf-8', 'replace').strip()}".strip()
+            raise NotifyError(self.url, f"{status} {_text(answer)}")
+        # Varnish says how many it dropped in its page's title: "Purged 3".
+        said = re.search(rb"<title>([^<]{1,80})</title>", answer)
+        return f"{status}{' ' + said[1].decode('utf-8', 'replace') if said else ''}"
 
-    return deliver
+
+def _text(answer: bytes) -> str:
+    return answer[:200].decode("utf-8", "replace").strip()
 
 
 def _keys_that_fit(keys: list[str]) -> int:
@@ -293,8 +303,8 @@ class Notifier:
     """Every destination of the settings: cache nodes to purge, then hubs to ping."""
 
     def __init__(self, hubs: Collection[str], purge_urls: Collection[str]) -> None:
-        self.purges = [Channel(f"purge {url}", cache_purge(url), _keys_that_fit) for url in purge_urls]
-        self.hubs = [Channel(f"websub {hub}", publisher_ping(hub), lambda _: 1, self.purges) for hub in hubs]
+        self.purges = [Channel(f"purge {url}", CachePurge(url), _keys_that_fit) for url in purge_urls]
+        self.hubs = [Channel(f"websub {hub}", PublisherPing(hub), lambda _: 1, self.purges) for hub in hubs]
         self._batch = 0
 
     @property
