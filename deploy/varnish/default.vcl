@@ -1,0 +1,87 @@
+# Varnish in front of the feeds service: keeps every feed and page as long as the origin's
+# s-maxage says (a day when FEEDS_PURGE_URLS names this node), and drops exactly what changed
+# when the indexer purges by surrogate key. Needs the xkey vmod (Debian: varnish-modules).
+#
+#   varnishd -a :80 -f /etc/varnish/default.vcl -s malloc,256m
+#   FEEDS_PURGE_URLS=http://127.0.0.1:80/ (on the indexer's host; see the acl below)
+vcl 4.1;
+
+import std;
+import xkey;
+
+# The origin: `flask --app app serve` (granian and the indexer), `make run`, or any server of the app.
+backend origin {
+    .host = "127.0.0.1";
+    .port = "8000";
+    .connect_timeout = 1s;
+    .first_byte_timeout = 10s;
+    # Sick after two failed probes of three: then stale copies are served for up to stale-if-error.
+    .probe = {
+        .url = "/healthz";
+        .interval = 1s;
+        .timeout = 1s;
+        .window = 3;
+        .threshold = 2;
+        .initial = 2;
+    }
+}
+
+# Who may purge: the host of the indexer (`flask --app app index --watch`).
+acl purgers {
+    "127.0.0.1";
+    "::1";
+}
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(403, "Forbidden"));
+        }
+        if (!req.http.xkey-purge) {
+            return (synth(400, "No xkey-purge header"));
+        }
+        # A hard purge: the next request fetches the new bytes. (A soft purge would let a copy
+        # within its grace be served once more, and an edit would not show on the next poll.)
+        set req.http.x-purged = xkey.purge(req.http.xkey-purge);
+        return (synth(200, "Purged " + req.http.x-purged));
+    }
+    # The origin varies its answers only by gzip or not; Varnish asks it for gzip and unzips for
+    # clients that take none, so every document is fetched and kept once.
+    unset req.http.Cookie;
+    if (std.healthy(req.backend_hint)) {
+        # With the origin up, a copy past its lifetime is served only within stale-while-revalidate
+        # (keep in step with FEEDS_STALE_WHILE_REVALIDATE), while it is fetched again behind it.
+        set req.grace = 60s;
+    }
+}
+
+sub vcl_backend_response {
+    # Answers to a refetch that failed never replace the last good copy: keep serving that one.
+    if (beresp.status >= 500 && bereq.is_bgfetch) {
+        return (abandon);
+    }
+    if (beresp.status == 404) {
+        # A feed that does not exist yet (a topic's first article) may exist in a moment.
+        set beresp.ttl = 2s;
+        set beresp.grace = 0s;
+        return (deliver);
+    }
+    # Grace up to stale-if-error: served while the origin is sick (vcl_recv limits it otherwise).
+    if (beresp.http.Cache-Control ~ "stale-if-error=[0-9]+") {
+        set beresp.grace = std.duration(
+            regsub(beresp.http.Cache-Control, "^.*stale-if-error=([0-9]+).*$", "\1") + "s", 60s);
+    }
+    # Past grace a copy is still kept to revalidate with If-None-Match: the origin answers 304.
+    set beresp.keep = 1d;
+}
+
+sub vcl_deliver {
+    # Surrogate keys are for this cache; readers need none of them.
+    unset resp.http.xkey;
+    unset resp.http.Surrogate-Key;
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+}
