@@ -87,7 +87,9 @@ class Announcer:
                 log.exception("announcing failed; looking again in %.1f s", RETRY_SECONDS)
                 timeout = RETRY_SECONDS
                 continue
-            self.ready.set()
+            if not self.ready.is_set():
+                log.info("announcing every change from version %s on", self._seen)
+                self.ready.set()
             timeout = POLL_SECONDS
             if self._release_at is not None:
                 timeout = min(timeout, max(self._release_at - time.time(), 0.0))
