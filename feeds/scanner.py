@@ -159,13 +159,19 @@ class Scanner:
                     deferred[path] = now + completeness.settle_seconds
                 elif path in stored:
                     removed.append(path)
-            for path in removed:
-                tx.remove(path)
             job = _Examine(
                 str(self.content_dir), site, present, {p: stored.get(p, "") for p in present}, completeness, now
             )
             parsed, examined_deferred = self._store_examined(tx, [job], len(present))
             deferred.update(examined_deferred)
+            if deferred and removed:
+                # A bundle gone from one name may be the one waiting to be read under another (a
+                # rename while it was written): it is removed when the other is read, never before.
+                retry_at = min(deferred.values())
+                deferred.update(dict.fromkeys(removed, retry_at))
+                removed = []
+            for path in removed:
+                tx.remove(path)
             version = tx.bump_version(bool(parsed or removed))
         return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
 

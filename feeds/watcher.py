@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: How long the loop waits for more notifications before syncing what it has.
 DEBOUNCE_SECONDS = 0.005
+#: How long a sync waits for the rest of a rename when a bundle it is to read has gone.
+MOVE_WAIT_SECONDS = 0.05
 #: How long a closed file must go without another notification before its close vouches for it.
 QUIET_SECONDS = 0.02
 #: How often the index file is checked for damage.
@@ -136,6 +138,7 @@ class Watcher:
                     next_rescan = time.monotonic() + self.rescan_seconds
                     self._synced(report, None)
                 elif work.bundles:
+                    self._complete_moves(work)
                     asked = frozenset(work.bundles)
                     report = self.indexer.sync_bundles(asked, self._recently_closed())
                     work.done(report, whole=False)
@@ -233,26 +236,44 @@ class Watcher:
             name = "/".join(parts)
             if not event.is_directory and len(parts) == 3:
                 if isinstance(event, events.FileClosedEvent) or number == 1:
-                    self._note_whole(name, path)
+                    self._note_whole(name, path, renamed=number == 1)
                 else:
                     # Written to again (or created): an earlier close no longer vouches for it.
                     self._closed.pop(name, None)
             elif event.is_directory and number == 1 and len(parts) == 2:
                 # A bundle renamed into place holds files already whole.
                 for entry in _entries(path):
-                    self._note_whole(f"{name}/{entry}", f"{path}/{entry}")
+                    self._note_whole(f"{name}/{entry}", f"{path}/{entry}", renamed=True)
             if len(parts) <= 1 or (len(parts) == 2 and parts[1] == "_index.md"):
                 work.everything = True
             else:
                 work.bundles.add(f"{parts[0]}/{parts[1]}")
                 work.deferred.pop(f"{parts[0]}/{parts[1]}", None)
 
-    def _note_whole(self, name: str, path: str) -> None:
+    def _note_whole(self, name: str, path: str, renamed: bool) -> None:
+        """Records a file as whole as it is now. One renamed into place vouches for itself at once:
+        a bundle moved to a new name must appear there in the same sync that removes the old one."""
         try:
             status = os.stat(path)
         except OSError:
             return
-        self._closed[name] = (time.monotonic(), (status.st_mtime_ns, status.st_size))
+        seen_at = time.monotonic() - (QUIET_SECONDS if renamed else 0.0)
+        self._closed[name] = (seen_at, (status.st_mtime_ns, status.st_size))
+
+    def _complete_moves(self, work: _Work) -> None:
+        """Waits up to MOVE_WAIT_SECONDS for more notifications while a bundle to read is gone.
+
+        It may have been renamed after the notification that named it: the rename's own
+        notification, already queued by the kernel, brings its new name into the same sync, so that
+        the article never drops out between the removal of one name and the reading of the other.
+        """
+        deadline = time.monotonic() + MOVE_WAIT_SECONDS
+        while not all(os.path.lexists(self.content_dir / bundle) for bundle in work.bundles):
+            waited = len(work.bundles)
+            self._collect(deadline - time.monotonic(), work)
+            if len(work.bundles) == waited or time.monotonic() >= deadline:
+                break
+        self._hold_until_quiet(work)
 
     def _hold_until_quiet(self, work: _Work) -> None:
         """Moves bundles with a file closed less than QUIET_SECONDS ago to the deferred, until then.

@@ -294,6 +294,24 @@ def test_an_in_place_rewrite_is_never_read_half_written(newsroom: Newsroom, watc
     assert checked > 20
 
 
+def test_a_renamed_bundle_is_never_missing(newsroom: Newsroom, watched: list[Flask]) -> None:
+    """Moving a bundle to a new name removes the old and adds the new in the same sync."""
+    client = watched[0].test_client()
+    names = [newsroom.root / "innlent" / "frett-1", newsroom.root / "innlent" / "frett-1-nytt-nafn"]
+    for move in range(20):
+        source, target = names[move % 2], names[(move + 1) % 2]
+        # Fresh files, as just saved: only their rename vouches for them.
+        os.utime(source / "index.md")
+        source.rename(target)
+        deadline = time.monotonic() + 0.1
+        while time.monotonic() < deadline:
+            entries = parsed(client, "/feeds/innlent/rss.xml").entries
+            assert len(entries) == 30
+            assert any(entry.id.endswith(":frett-1") for entry in entries)
+    wait_until(lambda: any(e.link.endswith("/frett-1/") for e in parsed(client, "/feeds/innlent/rss.xml").entries),
+               "the last name never showed")  # fmt: skip
+
+
 def test_many_processes_starting_on_a_fresh_cache_at_once(newsroom: Newsroom, tmp_path: Path) -> None:
     newsroom.article("innlent", "frett", title="Frétt")
     environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
