@@ -94,6 +94,8 @@ class Publisher:
         self.clock = clock
         self._cache = render_cache(settings.render_cache_mb * 1024 * 1024)
         self._version: ContentVersion | None = None
+        #: The last content version read from the index, kept while the index cannot be read.
+        self._last_version: ContentVersion | None = None
         self._version_read_at = float("-inf")
         self._indexer_seen = (float("-inf"), False)
         self._inline_lock = threading.Lock()
@@ -163,7 +165,7 @@ class Publisher:
         now = time.monotonic()
         if self._version is None or now - self._version_read_at >= VERSION_POLL_SECONDS:
             try:
-                self._version = self.store.version()
+                self._version = self._last_version = self.store.version()
             except IndexUnavailable:
                 self._version = None
                 raise
@@ -180,11 +182,7 @@ class Publisher:
         entry = self._cache.get(key)
         try:
             version = self.current_version()
-            if (
-                entry is not None
-                and entry.version == version
-                and (entry.expires is None or self._timestamp() < entry.expires)
-            ):
+            if entry is not None and entry.version == version and self._current(entry):
                 return entry
             now = self.clock()
             feed = self.feed(scope, base_url)
@@ -199,12 +197,18 @@ class Publisher:
                 extra_headers=edge.feed_headers(feed, format_.file_name),
             )
         except (IndexUnavailable, IncompleteRender) as error:
-            if entry is None:
+            # The last good state, exactly: a document rendered from the last content version this
+            # worker read, and with no embargo lifted since; anything older would hide an edit.
+            if entry is None or entry.version != self._last_version or not self._current(entry):
                 raise
             log.warning("%s %s: answering with the last good document: %s", scope.feed_path, format_.file_name, error)
             return entry
         self._cache.put(key, fresh)
         return fresh
+
+    def _current(self, entry: Rendered) -> bool:
+        """Whether no embargo has lifted since the document was rendered."""
+        return entry.expires is None or self._timestamp() < entry.expires
 
     def _timestamp(self) -> float:
         """Now, in seconds since the epoch; the system clock's own call unless a clock was given."""
