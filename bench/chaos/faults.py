@@ -1,0 +1,181 @@
+"""The faults: damage to the index, permissions taken away, processes killed, the disk filled.
+
+Each has an injection and, for those that last, a restoration; the harness runs them while the
+readers go on, then checks that the service recovered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .corpus import SECTIONS
+from .service import RunAs, Service, Tree
+
+SCRAMBLED_BYTES = 64 * 1024
+FILLER = ".chaos-filler"
+
+
+class NotInjected(RuntimeError):
+    """The fault had nothing to act on (no index file, no indexer process): the service failed it."""
+
+
+@dataclass
+class Context:
+    service: Service
+    content: Path
+    cache: Path
+    run_as: RunAs
+    #: Whether the cache folder is a tmpfs of its own, which can be filled.
+    tmpfs_mb: int | None
+    rng: random.Random
+    #: Processes the last fault killed.
+    killed: set[int] = field(default_factory=set)
+    #: What a lasting fault must put back.
+    restore_to: dict[Path, int] = field(default_factory=dict)
+    #: The section a fault made unreadable.
+    locked_section: str = ""
+
+    def locate_index(self) -> Path:
+        path = self.service.index_file()
+        if path is None or not path.exists():
+            raise NotInjected(f"no index file to damage (looked in /healthz and for {self.cache}/*.sqlite3)")
+        return path
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    letter: str
+    name: str
+    #: Does the damage and says what it did.
+    inject: Callable[[Context], str]
+    #: Undoes it, for faults that last.
+    restore: Callable[[Context], None] | None = None
+    #: "permissions" or "tmpfs" when the fault needs them.
+    needs: str = ""
+    #: Half-way through a lasting fault, what makes the service act: an edit, or a note written into a
+    #: bundle of the locked section (no change to what is published).
+    provoke: str = ""
+
+    def cannot_run(self, context: Context) -> str:
+        if self.needs == "permissions" and not context.run_as.permissions_bite:
+            return f"needs a service that permissions apply to; it runs as {context.run_as.label}"
+        if self.needs == "tmpfs" and context.tmpfs_mb is None:
+            return "needs root" if os.geteuid() != 0 else "could not mount a tmpfs"
+        return ""
+
+    def whole_again(self, context: Context, before: Tree) -> str:
+        """What still keeps the service from being whole after the fault; empty when nothing does."""
+        service = context.service
+        if not service.alive():
+            return "the service's main process has exited"
+        tree = service.tree()
+        if tree.server is None:
+            return "no server process"
+        if len(tree.workers) < max(2, len(before.workers)):
+            return f"{len(tree.workers)} web worker(s) instead of {max(2, len(before.workers))}"
+        if before.indexers and not tree.indexers:
+            return "no indexer process"
+        if context.killed & {*tree.workers, *tree.indexers}:
+            return "a killed process is still listed"
+        return ""
+
+
+def _delete_index(context: Context) -> str:
+    path = context.locate_index()
+    path.unlink()
+    return f"deleted {path.name}"
+
+
+def _truncate_index(context: Context) -> str:
+    path = context.locate_index()
+    size = path.stat().st_size
+    os.truncate(path, 0)
+    return f"truncated {path.name} from {size:,} bytes to 0"
+
+
+def _scramble_index(context: Context) -> str:
+    path = context.locate_index()
+    with open(path, "r+b") as database:
+        database.write(context.rng.randbytes(SCRAMBLED_BYTES))
+    return f"overwrote the first {SCRAMBLED_BYTES // 1024} KiB of {path.name} with random bytes"
+
+
+def _take_away(context: Context, folder: Path, mode: int) -> str:
+    context.restore_to[folder] = folder.stat().st_mode & 0o7777
+    folder.chmod(mode)
+    return f"chmod {mode:03o} {folder}"
+
+
+def _give_back(context: Context) -> None:
+    for folder, mode in list(context.restore_to.items()):
+        folder.chmod(mode)
+        del context.restore_to[folder]
+
+
+def _lock_cache(context: Context) -> str:
+    return _take_away(context, context.cache, 0o555)
+
+
+def _lock_section(context: Context) -> str:
+    context.locked_section = context.rng.choice(SECTIONS)[0]
+    return _take_away(context, context.content / context.locked_section, 0)
+
+
+def _kill(context: Context, pids: tuple[int, ...], what: str) -> str:
+    if not pids:
+        raise NotInjected(f"no {what} process found ({context.service.tree().describe()})")
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    context.killed = set(pids)
+    return f"SIGKILL to {what} {', '.join(map(str, pids))}"
+
+
+def _kill_worker(context: Context) -> str:
+    return _kill(context, context.service.tree().workers[-1:], "web worker")
+
+
+def _kill_indexer(context: Context) -> str:
+    return _kill(context, context.service.tree().indexers, "indexer")
+
+
+def _fill_disk(context: Context) -> str:
+    chunk = b"\0" * 2**20
+    written = 0
+    filler = os.open(context.cache / FILLER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(2 * (context.tmpfs_mb or 0) + 16):
+            try:
+                written += os.write(filler, chunk)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                break
+    finally:
+        os.close(filler)
+    free = os.statvfs(context.cache)
+    return f"filled the cache's tmpfs with {written / 2**20:.0f} MiB; {free.f_bavail * free.f_frsize // 1024} KiB left"
+
+
+def _empty_disk(context: Context) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (context.cache / FILLER).unlink()
+
+
+FAULTS = (
+    Fault("a", "index file deleted", _delete_index),
+    Fault("b", "index truncated to 0 bytes", _truncate_index),
+    Fault("c", "first 64 KiB of the index overwritten", _scramble_index),
+    Fault("d", "cache folder read-only", _lock_cache, _give_back, "permissions", "edit"),
+    Fault("e", "a section folder unreadable (chmod 000)", _lock_section, _give_back, "permissions", "note"),
+    Fault("f", "a web worker killed (SIGKILL)", _kill_worker),
+    Fault("g", "the indexer killed (SIGKILL)", _kill_indexer),
+    Fault("h", "disk full for the cache folder", _fill_disk, _empty_disk, "tmpfs", "edit"),
+)
