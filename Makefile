@@ -34,6 +34,8 @@ check: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
 
-## Benchmark against nginx and naive feedgen; writes BENCHMARKS.md (installs wrk and nginx if missing)
+## Benchmark against nginx and naive feedgen (BENCHMARKS.md; installs wrk and nginx if missing),
+## then the long chaos run (RELIABILITY.md)
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.chaos --long
