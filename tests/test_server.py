@@ -184,3 +184,28 @@ def test_a_killed_indexer_is_restarted(newsroom: Newsroom, service: Service) -> 
              "the indexer was not restarted")  # fmt: skip
     edit_shows(newsroom, service.port, "Eftir að skráningin var drepin")
     assert get(service.port, "/healthz")[0] == 200
+
+
+def test_bare_gunicorn_keeps_the_index_current(newsroom: Newsroom, tmp_path: Path) -> None:
+    """`gunicorn app:app` from the project's folder reads gunicorn.conf.py: its master runs the indexer."""
+    newsroom.article("innlent", "fyrsta", title="Fyrsta frétt", date="2026-10-01T12:00:00Z")
+    port = free_port()
+    environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:app"],
+        cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: answers(port), "gunicorn never became ready", 30)
+        assert titles(port) == ["Fyrsta frétt"]
+        edit_shows(newsroom, port, "Breytt undir gunicorn")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while (leftovers := processes(2, process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        assert not leftovers, [command_line(pid) for pid in leftovers]
