@@ -178,45 +178,45 @@ def _slug(number: int) -> str:
 def _article(rng: random.Random, number: int, total: int) -> tuple[str, list[str]]:
     published = NEWEST - (total - 1 - number) * STEP + timedelta(seconds=rng.randrange(STEP.seconds))
     photos = rng.sample([name for name, *_ in PHOTOS], rng.randint(1, 3))
-    title = _sentence(rng, period=False)
-    summary = _sentence(rng)
+    title = sentence(rng, period=False)
+    summary = sentence(rng)
     authors = [f"{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}{rng.choice(('son', 'dóttir'))}"]
     authors += [f"{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}son" for _ in range(rng.randint(0, 1))]
     topics = rng.sample(TOPICS, rng.randint(1, 3))
     lines = [
         "---",
-        f"title: {_quoted(title)}",
+        f"title: {quoted(title)}",
         f'date: "{published.strftime("%Y-%m-%dT%H:%M:%SZ")}"',
-        f"authors: [{', '.join(_quoted(author) for author in authors)}]",
-        f"topics: [{', '.join(_quoted(topic) for topic in topics)}]",
-        f"summary: {_quoted(summary)}",
+        f"authors: [{', '.join(quoted(author) for author in authors)}]",
+        f"topics: [{', '.join(quoted(topic) for topic in topics)}]",
+        f"summary: {quoted(summary)}",
         "images:",
     ]
     for index, source in enumerate(photos, start=1):
         lines += [
             f"  - file: mynd-{index}{Path(source).suffix}",
-            f"    caption: {_quoted(_sentence(rng))}",
-            f"    credit: {_quoted('Ljósmynd/' + rng.choice(FIRST_NAMES) + ' ' + rng.choice(FATHERS) + 'son')}",
-            f"    alt: {_quoted(_sentence(rng, period=False))}",
+            f"    caption: {quoted(sentence(rng))}",
+            f"    credit: {quoted('Ljósmynd/' + rng.choice(FIRST_NAMES) + ' ' + rng.choice(FATHERS) + 'son')}",
+            f"    alt: {quoted(sentence(rng, period=False))}",
         ]
     lines += [f"id: bench-{number:06d}", "---", ""]
-    paragraphs = [_paragraph(rng) for _ in range(rng.randint(3, 6))]
+    paragraphs = [paragraph(rng) for _ in range(rng.randint(3, 6))]
     if len(photos) > 1:
-        paragraphs.insert(2, f"![{_sentence(rng, period=False)}](mynd-2{Path(photos[1]).suffix})")
-    paragraphs.insert(len(paragraphs) // 2 + 1, f"## {_sentence(rng, period=False)}")
+        paragraphs.insert(2, f"![{sentence(rng, period=False)}](mynd-2{Path(photos[1]).suffix})")
+    paragraphs.insert(len(paragraphs) // 2 + 1, f"## {sentence(rng, period=False)}")
     paragraphs.append(f"„{rng.choice(QUOTES)},“ segir {authors[0].split()[0]} í samtali við fréttastofuna.")
     return "\n".join(lines) + "\n\n".join(paragraphs) + "\n", photos
 
 
-def _sentence(rng: random.Random, period: bool = True) -> str:
+def sentence(rng: random.Random, period: bool = True) -> str:
     words = [rng.choice(NOUNS), rng.choice(VERBS), rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(TAILS)]
     text = " ".join(words)
     return text[0].upper() + text[1:] + ("." if period else "")
 
 
-def _paragraph(rng: random.Random) -> str:
-    return " ".join(_sentence(rng) for _ in range(rng.randint(3, 6)))
+def paragraph(rng: random.Random) -> str:
+    return " ".join(sentence(rng) for _ in range(rng.randint(3, 6)))
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar

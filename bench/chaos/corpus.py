@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import re
@@ -18,7 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from PIL import Image
 
-from ..corpus import ADJECTIVES, FATHERS, FIRST_NAMES, NOUNS, QUOTES, REGIONS, SUBJECTS, TAILS, VERBS
+from ..corpus import FATHERS, FIRST_NAMES, QUOTES, REGIONS, SUBJECTS, paragraph, quoted, sentence
 
 HOST = "frettir.example.is"
 BASE_URL = f"https://{HOST}"
@@ -83,31 +82,31 @@ class Article:
     def render(self) -> bytes:
         """index.md: front matter, then a body long enough that its first half ends before the marker."""
         rng = random.Random(f"{self.id}:{self.version}")
-        title = f"{_sentence(rng, period=False)} – útgáfa {self.version}"
+        title = f"{sentence(rng, period=False)} – útgáfa {self.version}"
         author = f"{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}{rng.choice(('son', 'dóttir'))}"
         moment = datetime.fromtimestamp(self.published, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = [
             "---",
-            f"title: {_quoted(title)}",
+            f"title: {quoted(title)}",
             f'date: "{moment}"',
-            f"authors: [{_quoted(author)}]",
-            f"topics: [{', '.join(_quoted(topic) for topic in self.topics)}]",
-            f"summary: {_quoted(_sentence(rng))}",
+            f"authors: [{quoted(author)}]",
+            f"topics: [{', '.join(quoted(topic) for topic in self.topics)}]",
+            f"summary: {quoted(sentence(rng))}",
         ]
         if self.photo:
-            caption, credit = _sentence(rng), f"Ljósmynd/{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}son"
+            caption, credit = sentence(rng), f"Ljósmynd/{rng.choice(FIRST_NAMES)} {rng.choice(FATHERS)}son"
             lines += [
                 "images:",
                 f"  - file: {PHOTO}",
-                f"    caption: {_quoted(caption)}",
-                f"    credit: {_quoted(credit)}",
+                f"    caption: {quoted(caption)}",
+                f"    credit: {quoted(credit)}",
             ]
         if self.kind == "draft":
             lines.append("draft: true")
         lines.append(f"id: {self.id}")
         if self.kind == "broken":
             lines.insert(3, _BREAKAGES[rng.randrange(len(_BREAKAGES))])
-        paragraphs = [_paragraph(rng) for _ in range(rng.randint(4, 6))]
+        paragraphs = [paragraph(rng) for _ in range(rng.randint(4, 6))]
         paragraphs.append(f"„{rng.choice(QUOTES)},“ segir {author.split()[0]}.")
         paragraphs.append(self.marker)
         return ("\n".join([*lines, "---", ""]) + "\n\n".join(paragraphs) + "\n").encode()
@@ -138,7 +137,7 @@ def check_breakages() -> None:
 def write_site(root: Path) -> None:
     """The site's and the sections' settings."""
     site = {"title": "Óreiðufréttir", "description": "Fréttir sem þola áföll.", "language": "is"}
-    text = "".join(f"{key}: {_quoted(value)}\n" for key, value in site.items())
+    text = "".join(f"{key}: {quoted(value)}\n" for key, value in site.items())
     write_file(root / "_index.md", f"---\n{text}timezone: Atlantic/Reykjavik\nbase_url: {BASE_URL}\n---\n".encode())
     for slug, title in SECTIONS:
         (root / slug).mkdir()
@@ -224,17 +223,3 @@ def read_disk(root: Path) -> dict[str, OnDisk]:
                 "draft" if meta.get("draft") else "public",
             )
     return found
-
-
-def _sentence(rng: random.Random, period: bool = True) -> str:
-    words = [rng.choice(NOUNS), rng.choice(VERBS), rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(TAILS)]
-    text = " ".join(words)
-    return text[0].upper() + text[1:] + ("." if period else "")
-
-
-def _paragraph(rng: random.Random) -> str:
-    return " ".join(_sentence(rng) for _ in range(rng.randint(4, 7)))
-
-
-def _quoted(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
