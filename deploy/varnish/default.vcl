@@ -45,13 +45,33 @@ sub vcl_recv {
         set req.http.x-purged = xkey.purge(req.http.xkey-purge);
         return (synth(200, "Purged " + req.http.x-purged));
     }
-    # The origin varies its answers only by gzip or not; Varnish asks it for gzip and unzips for
-    # clients that take none, so every document is fetched and kept once.
     unset req.http.Cookie;
+    # The origin varies its answers only by gzip or not. Each is kept as the origin made it, so
+    # that no request pays for unzipping: a plain copy beside the gzip one.
+    if (req.http.Accept-Encoding !~ "(?i)gzip" || req.http.Accept-Encoding ~ "(?i)gzip\s*;\s*q=0(\.0*)?\s*(,|$)") {
+        set req.http.x-feeds-plain = "1";
+    } else {
+        unset req.http.x-feeds-plain;
+    }
     if (std.healthy(req.backend_hint)) {
         # With the origin up, a copy past its lifetime is served only within stale-while-revalidate
         # (keep in step with FEEDS_STALE_WHILE_REVALIDATE), while it is fetched again behind it.
         set req.grace = 60s;
+    }
+}
+
+sub vcl_hash {
+    if (req.http.x-feeds-plain) {
+        hash_data("plain");
+    }
+    # On to the built-in vcl_hash: the URL and the host.
+}
+
+sub vcl_backend_fetch {
+    if (bereq.http.x-feeds-plain) {
+        # Varnish asks every backend for gzip; the plain copy is asked for plain.
+        unset bereq.http.Accept-Encoding;
+        unset bereq.http.x-feeds-plain;
     }
 }
 
