@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,6 +14,7 @@ from feeds import create_app
 from feeds.errors import ConfigError
 
 from .conftest import NS, Clock, Newsroom, xml
+from .test_jsonfeed import REGISTRY, SCHEMA
 
 HUBS = ("https://hub.example.org/", "https://websub.example.net/hub")
 BASE = "https://frettir.example.is"
@@ -49,6 +51,7 @@ def test_json_feed_names_its_hubs(hubbed: FlaskClient) -> None:
     document = json.loads(hubbed.get("/feeds/erlent/feed.json").data)
     assert document["hubs"] == [{"type": "WebSub", "url": hub} for hub in HUBS]
     assert document["feed_url"] == BASE + "/feeds/erlent/feed.json"
+    jsonschema.Draft4Validator(SCHEMA, registry=REGISTRY).validate(document)
 
 
 @pytest.mark.parametrize("path", ["/feeds/rss.xml", "/feeds/innlent/atom.xml", "/feeds/topics/eldgos/feed.json"])
