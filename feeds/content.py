@@ -22,8 +22,10 @@ from .slugs import SLUG_PATTERN, slugify
 SITE_FILE = "_index.md"
 SECTION_FILE = "_index.md"
 ARTICLE_FILE = "index.md"
-#: Folder names that would shadow the service's own URLs.
-RESERVED_SECTIONS = frozenset({"feeds", "topics", "static"})
+#: Names that would shadow the service's own URLs: never a section, whatever the folder holds.
+RESERVED_SECTIONS = frozenset(
+    {"feeds", "topics", "static", "archive", "healthz", "favicon.ico", "robots.txt", "feeds.opml"}
+)
 
 _ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "summary", "images", "draft", "id"})
 _IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "length", "width", "height"})
@@ -80,10 +82,10 @@ def read_section(root: Path, slug: str) -> Section:
 
 def check_section_slug(slug: str) -> None:
     """Raises ContentError for a folder name that cannot be a section."""
-    if not SLUG_PATTERN.match(slug):
-        raise ContentError(slug, "a section folder's name must be lowercase ASCII words joined by hyphens")
     if slug in RESERVED_SECTIONS:
         raise ContentError(slug, f"{slug!r} is reserved for the service's own URLs")
+    if not SLUG_PATTERN.match(slug):
+        raise ContentError(slug, "a section folder's name must be lowercase ASCII words joined by hyphens")
 
 
 def read_article(root: Path, section: str, slug: str, site: Site) -> Article | None:

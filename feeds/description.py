@@ -109,6 +109,22 @@ class Feed:
         return article.guid(self.authority)
 
 
+#: The word that joins the last two names of a byline, by the newsroom's language.
+_AND = {"is": "og", "en": "and", "da": "og", "nb": "og", "nn": "og", "sv": "och", "de": "und", "fo": "og"}
+
+
+def byline(authors: tuple[str, ...], language: str) -> str:
+    """Every author in one text, as the newsroom writes it: "A, B og C" for Icelandic.
+
+    One `dc:creator` holding every name is what readers show whole; given one per author,
+    some show only the first and others only the last.
+    """
+    if len(authors) < 2:
+        return "".join(authors)
+    conjunction = _AND.get(language.split("-")[0].lower(), "&")
+    return f"{', '.join(authors[:-1])} {conjunction} {authors[-1]}"
+
+
 def authority_of(site: Site, base_url: str) -> str:
     """The host that names GUIDs: the site's canonical host if it has one, else the serving one."""
     host = urlsplit(site.base_url or base_url).hostname

@@ -73,6 +73,9 @@ _FIGURE_MARK = "\ufffe"
 
 _MARKDOWN_OPTIONS = pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH
 _FIGURE_PARAGRAPH = re.compile(f"<p>{_FIGURE_MARK}(\\d+){_FIGURE_MARK}</p>\n?")
+#: The end of a block element directly followed by a tag: a client that strips tags would glue the
+#: texts on either side together ("…Skjáskot/RÚVHeimildarmyndin…"), so a newline goes between.
+_GLUED_BLOCK = re.compile(r"(</(?:p|figure|h[1-6]|ul|ol|li|blockquote|pre|table|thead|tbody|tr)>|<hr>)(?=<)")
 
 
 class UnknownPhoto(ValueError):
@@ -145,7 +148,7 @@ def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> Ren
     unplaced = [image for image in images if image.src not in placed]
     opening = "".join(figure_html(image) for image in unplaced[:1] if image is images[0])
     closing = "".join(figure_html(image) for image in unplaced if image is not images[0])
-    body = opening + body + closing
+    body = _GLUED_BLOCK.sub("\\1\n", opening + body + closing)
     return RenderedBody(
         html=_SITE_ROOTED_URL.sub(lambda match: f"{match[1]}{SITE_ROOT_MARK}/", body),
         first_paragraph=layout.first_paragraph,

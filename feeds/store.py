@@ -32,7 +32,7 @@ _Value = TypeVar("_Value")
 _Params = ParamSpec("_Params")
 
 #: Bumped whenever the tables or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: A reader waits this long for a lock (only checkpoints and recovery take one) before giving up.

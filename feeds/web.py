@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
@@ -11,7 +14,7 @@ from werkzeug.exceptions import BadRequest
 
 from . import edge
 from .dates import format_icelandic
-from .description import Links, Scope, section_titles
+from .description import Links, Scope, byline, section_titles
 from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
 from .model import Site
@@ -21,6 +24,12 @@ from .slugs import SLUG_PATTERN
 from .store import DEFAULT_SITE
 
 blueprint = Blueprint("feeds", __name__)
+ASSETS = Path(__file__).parent / "assets"
+#: Answered without the index: a reader asks for the icon on every subscription, crawlers for robots.txt.
+_WITHOUT_INDEX = frozenset({"feeds.healthz", "feeds.favicon", "feeds.robots"})
+ROBOTS = "User-agent: *\nDisallow: /healthz\n"
+#: The favicon and robots.txt change only with a new release.
+_A_DAY = "public, max-age=86400"
 
 
 def publisher() -> Publisher:
@@ -38,7 +47,7 @@ def base_url() -> str:
 
 @blueprint.before_app_request
 def check_host_and_keep_index_fresh() -> None:
-    if request.endpoint == "feeds.healthz":
+    if request.endpoint in _WITHOUT_INDEX:
         return
     base_url()
     publisher().ensure_fresh()
@@ -103,9 +112,39 @@ def _site_or_default() -> Site:
         return DEFAULT_SITE
 
 
+@blueprint.app_template_filter("byline")
+def byline_filter(authors: tuple[str, ...]) -> str:
+    return byline(authors, _site_or_default().language)
+
+
 @blueprint.app_template_filter("icelandic_date")
 def icelandic_date(moment: datetime) -> str:
     return format_icelandic(moment, ZoneInfo(publisher().store.site().timezone))
+
+
+@blueprint.get("/favicon.ico")
+def favicon() -> Response:
+    return _document(_asset("favicon.ico"), "image/vnd.microsoft.icon", _A_DAY)
+
+
+@functools.cache
+def _asset(name: str) -> bytes:
+    return (ASSETS / name).read_bytes()
+
+
+@blueprint.get("/robots.txt")
+def robots() -> Response:
+    return _document(ROBOTS.encode(), "text/plain; charset=utf-8", _A_DAY)
+
+
+def _document(body: bytes, content_type: str, cache_control: str | None = None) -> Response:
+    """A small generated document with an ETag of its bytes, answering conditional requests."""
+    response = Response(body, content_type=content_type)
+    response.set_etag(hashlib.blake2b(body, digest_size=12).hexdigest())
+    if cache_control is not None:
+        response.headers["Cache-Control"] = cache_control
+    response.make_conditional(request)
+    return response
 
 
 @blueprint.get("/feeds/<file_name>")

@@ -30,7 +30,7 @@ def article(number: int, images: tuple[Image, ...]) -> Article:
         published=datetime(2024, 3, 16, 20, number, tzinfo=UTC),
         updated=datetime(2024, 3, 17, 8, number, tzinfo=UTC),
         tag_date="2024-03-16",
-        authors=("Anna Jónsdóttir",) if number % 2 else (),
+        authors=("Anna Jónsdóttir", "Páll Ólafsson") if number % 2 else (),
         topics=(Topic("Norður-Kórea", "nordur-korea"),),
         summary="Stutt samantekt.",
         body_html=f'<p>Texti með <a href="{SITE_ROOT_MARK}/innlent/annad/">tengli</a>.</p>',

@@ -13,7 +13,10 @@ JSON_MEDIA_TYPE = "application/feed+json"
 
 
 def render_json(feed: Feed) -> bytes:
-    """The feed as JSON Feed 1.1, UTF-8; photos are attachments and, with caption and credit, `_media`."""
+    """The feed as JSON Feed 1.1, UTF-8; photos are attachments and, with caption and credit, `_media`.
+
+    There is no feed-level `authors`: readers copy it onto every item, naming the site as an author.
+    """
     document: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed.title,
@@ -21,7 +24,6 @@ def render_json(feed: Feed) -> bytes:
         "feed_url": feed.self_url(JSON_FILE),
         "description": feed.description or feed.title,
         "language": feed.language,
-        "authors": [{"name": feed.publisher}],
         "items": [_item(feed, article) for article in feed.articles],
     }
     if feed.hubs:

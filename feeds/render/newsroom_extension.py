@@ -2,7 +2,7 @@
 
 It writes, per item: every photo as its own `media:content` with caption, credit and
 thumbnail (never in a `media:group`, where readers show one image); RSS's single
-enclosure; Atom's links with their rel, type, length and title; `dc:creator`;
+enclosure; Atom's links with their rel, type, length and title; `one `dc:creator` holding every author;
 and every date through `email.utils`, because feedgen's date helper switches the
 process-wide locale.
 """
@@ -61,18 +61,19 @@ class NewsroomExtension(BaseExtension):  # type: ignore[misc]
 
 
 class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
-    """Item-level part; set `published`, `authors` and `photos` before rendering."""
+    """Item-level part; set `published`, `byline` and `photos` before rendering."""
 
     def __init__(self) -> None:
         self.published: datetime | None = None
-        self.authors: tuple[str, ...] = ()
+        #: Every author's name in one text; empty for an article that names none.
+        self.byline = ""
         self.photos: tuple[Photo, ...] = ()
 
     def extend_rss(self, item: etree._Element) -> etree._Element:
         if self.published is not None:
             etree.SubElement(item, "pubDate").text = rfc822(self.published)
-        for author in self.authors:
-            etree.SubElement(item, f"{{{DC_NS}}}creator").text = author
+        if self.byline:
+            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.byline
         if self.photos:
             url, lead = self.photos[0]
             etree.SubElement(item, "enclosure", url=url, length=str(lead.length), type=lead.media_type)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from feedgen.feed import FeedGenerator
 
 from ..bounded import BoundedCache
-from ..description import Feed
+from ..description import Feed, byline
 from ..errors import IncompleteRender
 from ..model import Article
 from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension
@@ -93,7 +93,7 @@ def _keep(keys: list[tuple[object, ...]], items: list[bytes]) -> None:
 def _item_key(feed: Feed, syntax: _Syntax, article: Article) -> tuple[object, ...]:
     """Everything an item's bytes depend on."""
     section = feed.section_titles.get(article.section, article.section)
-    return (syntax.file_name, article, feed.links.base_url, feed.authority, section, feed.publisher)
+    return (syntax.file_name, article, feed.links.base_url, feed.authority, section, feed.publisher, feed.language)
 
 
 def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
@@ -147,6 +147,6 @@ def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list
         )
         extension: NewsroomEntryExtension = getattr(entry, EXTENSION)
         extension.published = article.published
-        extension.authors = article.authors
+        extension.byline = byline(article.authors, feed.language)
         extension.photos = tuple((feed.links.image(image), image) for image in article.images)
     return generator
