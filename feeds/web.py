@@ -19,6 +19,7 @@ from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
 from .model import Site
 from .publisher import Publisher
+from .render.opml import OPML_FILE, OPML_MEDIA_TYPE, Directory, Subscription, render_opml
 from .serving import answer, base_url_for
 from .slugs import SLUG_PATTERN
 from .store import DEFAULT_SITE
@@ -135,6 +136,30 @@ def _asset(name: str) -> bytes:
 @blueprint.get("/robots.txt")
 def robots() -> Response:
     return _document(ROBOTS.encode(), "text/plain; charset=utf-8", _A_DAY)
+
+
+@blueprint.get(f"/{OPML_FILE}")
+def opml() -> Response:
+    """Every feed of the site as OPML 2.0; each scope once, in the first format of the table."""
+    overview = publisher().overview()
+    links = Links(base_url())
+    file_name = FORMATS[0].file_name
+
+    def subscription(scope: Scope, title: str) -> Subscription:
+        return Subscription(title, links.feed(scope, file_name), links.to(scope.page_path))
+
+    site = overview.site
+    directory = Directory(
+        title=site.title,
+        language=site.language,
+        modified=publisher().store.changed_at(),
+        site=subscription(Scope(), site.title),
+        groups=(
+            ("Efnisflokkar", [subscription(Scope(section=s.slug), s.title) for s in overview.sections]),
+            ("Efni", [subscription(Scope(topic=t.topic.slug), t.topic.name) for t in overview.topics]),
+        ),
+    )
+    return _document(render_opml(directory), f"{OPML_MEDIA_TYPE}; charset=utf-8")
 
 
 def _document(body: bytes, content_type: str, cache_control: str | None = None) -> Response:

@@ -1,5 +1,5 @@
 """What real readers showed: one author string, no site author on items, no text glued across
-blocks, a favicon and robots.txt that are never sections."""
+blocks, a favicon and robots.txt that are never sections, and the OPML list of every feed."""
 
 from __future__ import annotations
 
@@ -155,3 +155,50 @@ def test_a_reserved_name_is_never_a_section(newsroom: Newsroom, app: Flask, clie
     assert f"{name}: {name!r} is reserved for the service's own URLs" in result.stdout
     assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == []
     assert status(client, f"/{name}/frett/") == 404
+
+
+def test_opml_lists_every_feed(documentary: Newsroom, client: FlaskClient) -> None:
+    response = client.get("/feeds.opml")
+    assert response.status_code == 200 and response.mimetype == "text/x-opml"
+    assert response.headers["ETag"]
+    assert client.get("/feeds.opml", headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    document = etree.fromstring(response.get_data(), etree.XMLParser(resolve_entities=False, no_network=True))
+    check_opml_2(document)
+    outlines = document.xpath("//outline[@type='rss']")
+    by_title = {outline.get("title"): outline for outline in outlines}
+    assert set(by_title) == {"Fréttablaðið", "Innlent", "Erlent", "Eldgos"}
+    assert by_title["Innlent"].get("xmlUrl") == "http://localhost/feeds/innlent/rss.xml"
+    assert by_title["Innlent"].get("htmlUrl") == "http://localhost/innlent/"
+    assert by_title["Eldgos"].get("xmlUrl") == "http://localhost/feeds/topics/eldgos/rss.xml"
+    assert by_title["Eldgos"].getparent().get("text") == "Efni"
+    for outline in outlines:
+        feed = parsed(client, outline.get("xmlUrl").removeprefix("http://localhost"))
+        assert feed.feed.title and feed.version == "rss20"
+        assert status(client, outline.get("htmlUrl").removeprefix("http://localhost")) == 200
+
+
+def test_every_page_links_to_the_opml(documentary: Newsroom, client: FlaskClient) -> None:
+    for page in ("/", "/innlent/", "/topics/eldgos/", "/innlent/heimildarmynd/", "/innlent/engin/"):
+        with client.get(page) as response:
+            document = html.fromstring(response.get_data())
+        assert "http://localhost/feeds.opml" in document.xpath("//a/@href"), page
+
+
+def check_opml_2(document: etree._Element) -> None:
+    """The OPML 2.0 specification's rules for a subscription list (http://opml.org/spec2.opml)."""
+    from email.utils import parsedate_to_datetime
+
+    assert document.tag == "opml" and document.get("version") == "2.0"
+    head, body = document
+    assert (head.tag, body.tag) == ("head", "body")
+    assert head.findtext("title")
+    for date in ("dateCreated", "dateModified"):
+        if head.find(date) is not None:
+            assert parsedate_to_datetime(head.findtext(date)).tzinfo is not None
+    assert len(body) > 0
+    for outline in body.iter("outline"):
+        assert outline.get("text"), etree.tostring(outline)
+        if outline.get("type") == "rss":
+            assert outline.get("xmlUrl", "").startswith("http") and len(outline) == 0
+        else:
+            assert outline.get("xmlUrl") is None
