@@ -138,8 +138,14 @@ class Indexer:
         self.confirm()
         return report
 
-    def sync_bundles(self, paths: Iterable[str], closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
-        report = self.scanner.sync_bundles(self._writer(), paths, Completeness(self.settle_seconds, closed or {}))
+    def sync_bundles(
+        self,
+        paths: Iterable[str],
+        closed: Mapping[str, tuple[int, int]] | None = None,
+        renames: Mapping[str, str] | None = None,
+    ) -> SyncReport:
+        completeness = Completeness(self.settle_seconds, closed or {})
+        report = self.scanner.sync_bundles(self._writer(), paths, completeness, renames)
         if report.parsed or report.removed:
             log.info("synced %d bundles, removed %d", report.parsed, report.removed)
         self.confirm()

@@ -134,8 +134,14 @@ class Scanner:
             version = tx.bump_version(bool(site_changed or sections_changed or parsed or removed))
         return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
 
-    def sync_bundles(self, writer: Writer, paths: Iterable[str], completeness: Completeness) -> SyncReport:
-        """Reads again only the named bundles ("section/slug"), as a watcher does: cheap at any size."""
+    def sync_bundles(
+        self, writer: Writer, paths: Iterable[str], completeness: Completeness, renames: Mapping[str, str] | None = None
+    ) -> SyncReport:
+        """Reads again only the named bundles ("section/slug"), as a watcher does: cheap at any size.
+
+        `renames` maps a bundle's old name to its new one: the old is removed only in the sync that
+        reads the new, so that the article never drops out in between.
+        """
         wanted = sorted(set(paths))
         with writer.transaction() as tx:
             site = tx.site()
@@ -164,12 +170,10 @@ class Scanner:
             )
             parsed, examined_deferred = self._store_examined(tx, [job], len(present))
             deferred.update(examined_deferred)
-            if deferred and removed:
-                # A bundle gone from one name may be the one waiting to be read under another (a
-                # rename while it was written): it is removed when the other is read, never before.
-                retry_at = min(deferred.values())
-                deferred.update(dict.fromkeys(removed, retry_at))
-                removed = []
+            waiting = [path for path in removed if (renames or {}).get(path) in deferred]
+            for path in waiting:
+                deferred[path] = deferred[(renames or {})[path]]
+                removed.remove(path)
             for path in removed:
                 tx.remove(path)
             version = tx.bump_version(bool(parsed or removed))

@@ -65,6 +65,8 @@ class _Work:
     everything: bool = True
     #: Bundles that could not be read yet, with when to look again (seconds since the epoch).
     deferred: dict[str, float] = field(default_factory=dict)
+    #: Bundles renamed, old name to new, until the new one is read.
+    renames: dict[str, str] = field(default_factory=dict)
 
     def release_due(self, now: float) -> None:
         for path in [path for path, at in self.deferred.items() if at <= now]:
@@ -77,6 +79,8 @@ class _Work:
             self.deferred.clear()
         self.bundles.clear()
         self.deferred.update(report.deferred)
+        for old in [old for old in self.renames if old not in self.deferred]:
+            del self.renames[old]
 
 
 #: Called after every successful sync with its report and the bundles it was asked to read (None
@@ -140,7 +144,7 @@ class Watcher:
                 elif work.bundles:
                     self._complete_moves(work)
                     asked = frozenset(work.bundles)
-                    report = self.indexer.sync_bundles(asked, self._recently_closed())
+                    report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames)
                     work.done(report, whole=False)
                     self._synced(report, asked)
                 failures, corrupt = 0, False
@@ -242,6 +246,9 @@ class Watcher:
                     self._closed.pop(name, None)
             elif event.is_directory and number == 1 and len(parts) == 2:
                 # A bundle renamed into place holds files already whole.
+                source = self._parts(paths[0])
+                if source is not None and len(source) == 2:
+                    work.renames["/".join(source)] = name
                 for entry in _entries(path):
                     self._note_whole(f"{name}/{entry}", f"{path}/{entry}", renamed=True)
             if len(parts) <= 1 or (len(parts) == 2 and parts[1] == "_index.md"):

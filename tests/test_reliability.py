@@ -312,6 +312,23 @@ def test_a_renamed_bundle_is_never_missing(newsroom: Newsroom, watched: list[Fla
                "the last name never showed")  # fmt: skip
 
 
+def test_a_deletion_shows_at_once_while_another_file_is_being_written(newsroom: Newsroom, watched: list[Flask]) -> None:
+    """Only a rename holds a removal back; a half-written article elsewhere does not."""
+    client = watched[0].test_client()
+    path = newsroom.root / "innlent" / "hægur-ritari".replace("æ", "ae") / "index.md"
+    path.parent.mkdir()
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.write(front_matter({"title": "Hálfskrifuð", "date": "2026-10-31T00:00:00Z"}))
+        writer.flush()
+        time.sleep(0.1)
+        shutil.rmtree(newsroom.root / "innlent" / "frett-1")
+        deleted_at = time.monotonic()
+        wait_until(lambda: len(titles(client, "/feeds/innlent/rss.xml")) == 29, "the deletion never showed")
+        assert time.monotonic() - deleted_at < 1.0
+        writer.write("Meginmál.")
+    wait_until(lambda: titles(client, "/feeds/innlent/rss.xml")[0] == "Hálfskrifuð", "the new article never showed")
+
+
 def test_many_processes_starting_on_a_fresh_cache_at_once(newsroom: Newsroom, tmp_path: Path) -> None:
     newsroom.article("innlent", "frett", title="Frétt")
     environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
