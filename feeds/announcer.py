@@ -71,6 +71,7 @@ class Announcer:
 
     def _run(self) -> None:
         timeout = 0.0
+        waiting = False
         while not self._stop.is_set():
             self._wake.wait(timeout)
             self._wake.clear()
@@ -79,14 +80,16 @@ class Announcer:
             try:
                 self._look()
             except IndexUnavailable as error:
-                log.info("announcing waits for the index: %s", error)
-                timeout = RETRY_SECONDS
+                # Said once per wait: a first build of a large newsroom takes minutes.
+                log.log(logging.DEBUG if waiting else logging.INFO, "announcing waits for the index: %s", error)
+                waiting, timeout = True, RETRY_SECONDS
                 continue
             except Exception:
                 # A fault in one look must not end announcing for the life of the process.
                 log.exception("announcing failed; looking again in %.1f s", RETRY_SECONDS)
                 timeout = RETRY_SECONDS
                 continue
+            waiting = False
             if not self.ready.is_set():
                 log.info("announcing every change from version %s on", self._seen)
                 self.ready.set()
