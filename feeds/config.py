@@ -33,6 +33,8 @@ class Settings:
     ttl_minutes: int = 15
     #: `Cache-Control: max-age` of feeds and pages, in seconds.
     max_age: int = 60
+    #: `Cache-Control: max-age` of what changes seldom: complete archive months and photo renditions.
+    archive_max_age: int = A_DAY
     #: Who keeps the index current: "watch", a separate `flask --app app index --watch` process
     #: (which `make run` starts), or "inline", a sync before every request (tests, editing).
     indexer: str = "watch"

@@ -71,3 +71,29 @@ def format_icelandic(moment: datetime, zone: tzinfo) -> str:
     local = moment.astimezone(zone)
     month = tuple(ICELANDIC_MONTHS)[local.month - 1]
     return f"{local.day}. {month} {local.year} kl. {local.hour:02d}.{local.minute:02d}"
+
+
+def month_of(moment: datetime, zone: tzinfo) -> str:
+    """The month a moment falls in, in `zone`, as archives name it: "2023-09"."""
+    local = moment.astimezone(zone)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def month_span(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
+    """When a month ("2023-09") begins and when the next begins, in `zone`, as aware UTC datetimes.
+
+    Raises ValueError for a text that names no month.
+    """
+    match = re.fullmatch(r"([0-9]{4})-(0[1-9]|1[0-2])", month)
+    if match is None:
+        raise ValueError(f"{month!r} is not a month like 2023-09")
+    year, number = int(match[1]), int(match[2])
+    following = (year + 1, 1) if number == 12 else (year, number + 1)
+    start = datetime(year, number, 1, tzinfo=zone)
+    return start.astimezone(UTC), datetime(*following, 1, tzinfo=zone).astimezone(UTC)
+
+
+def month_name(month: str) -> str:
+    """An archive month the newsroom's way: "september 2023"."""
+    year, number = month.split("-")
+    return f"{tuple(ICELANDIC_MONTHS)[int(number) - 1]} {year}"

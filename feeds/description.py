@@ -13,19 +13,32 @@ from .model import Article, Image, Section, Site
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which articles a feed holds: the whole site, one section or one topic."""
+    """Which articles a feed holds: the whole site, one section or one topic; and either the newest
+    of them (the feed readers subscribe to) or all of one month (an RFC 5005 archive document)."""
 
     section: str | None = None
     topic: str | None = None
+    #: "2023-09" for the archive document of that month, in the newsroom's timezone.
+    month: str | None = None
+
+    @property
+    def current(self) -> Scope:
+        """The subscription feed of the same articles."""
+        return Scope(self.section, self.topic)
+
+    def archive(self, month: str) -> Scope:
+        return Scope(self.section, self.topic, month)
 
     @property
     def feed_path(self) -> str:
         """Where its feed files live, from the site root, without a trailing slash."""
         if self.topic is not None:
-            return f"/feeds/topics/{self.topic}"
-        if self.section is not None:
-            return f"/feeds/{self.section}"
-        return "/feeds"
+            path = f"/feeds/topics/{self.topic}"
+        elif self.section is not None:
+            path = f"/feeds/{self.section}"
+        else:
+            path = "/feeds"
+        return path if self.month is None else f"{path}/archive/{self.month}"
 
     def document_path(self, file_name: str) -> str:
         """One of its feed documents, from the site root, e.g. "/feeds/innlent/rss.xml"."""
@@ -35,10 +48,24 @@ class Scope:
     def page_path(self) -> str:
         """Its HTML page, from the site root."""
         if self.topic is not None:
-            return f"/topics/{self.topic}/"
-        if self.section is not None:
-            return f"/{self.section}/"
-        return "/"
+            path = f"/topics/{self.topic}/"
+        elif self.section is not None:
+            path = f"/{self.section}/"
+        else:
+            path = "/"
+        return path if self.month is None else f"{path}archive/{self.month}/"
+
+
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """Where a document stands in its feed's RFC 5005 archive: one document per month."""
+
+    #: The next older month with articles: `prev-archive`, and JSON Feed's `next_url`.
+    previous: str | None = None
+    #: The next newer month with articles, for an archive document: `next-archive`.
+    following: str | None = None
+    #: Whether the month is over, so that the document changes only when one of its articles does.
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +120,22 @@ class Feed:
     generator: str
     #: WebSub hubs that readers may subscribe through; each document names them and itself.
     hubs: tuple[str, ...] = ()
+    #: Its neighbours in the archive; for the subscription feed, only `previous`.
+    archive: Archive = Archive()
 
     def self_url(self, file_name: str) -> str:
         return self.links.feed(self.scope, file_name)
 
+    def current_url(self, file_name: str) -> str:
+        """The subscription document: the same as `self_url` unless this is an archive document."""
+        return self.links.feed(self.scope.current, file_name)
+
+    def archive_url(self, month: str, file_name: str) -> str:
+        return self.links.feed(self.scope.archive(month), file_name)
+
     def feed_id(self, file_name: str) -> str:
-        """A permanent id for the feed document: its canonical URL."""
-        return f"{self.canonical_base_url}{self.scope.document_path(file_name)}"
+        """A permanent id for the feed, the same in its archive documents: its canonical URL."""
+        return f"{self.canonical_base_url}{self.scope.current.document_path(file_name)}"
 
     @property
     def page_url(self) -> str:

@@ -19,10 +19,16 @@ from .render_cache import Headers
 KEY_HEADERS = ("xkey", "Surrogate-Key")
 
 
-def cache_control(settings: Settings) -> str:
-    """Short for readers, long for shared caches (which are purged on change), stale on trouble."""
+def cache_control(settings: Settings, max_age: int | None = None) -> str:
+    """Short for readers, long for shared caches (which are purged on change), stale on trouble.
+
+    `max_age` is for what changes seldom (complete archive months, photo renditions); shared
+    caches keep those at least as long.
+    """
+    reader = settings.max_age if max_age is None else max_age
+    shared = settings.shared_max_age if max_age is None else max(max_age, settings.shared_max_age)
     return (
-        f"public, max-age={settings.max_age}, s-maxage={settings.shared_max_age}, "
+        f"public, max-age={reader}, s-maxage={shared}, "
         f"stale-while-revalidate={settings.stale_while_revalidate}, stale-if-error={settings.stale_if_error}"
     )
 

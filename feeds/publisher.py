@@ -8,13 +8,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from . import edge
 from .config import Settings
 from .content import inside
-from .description import Feed, Links, Scope, authority_of, newest, section_titles
+from .dates import month_of, month_span
+from .description import Archive, Feed, Links, Scope, authority_of, newest, section_titles
 from .errors import ContentError, FeedsError, IncompleteRender, IndexUnavailable, NotFound, Unavailable
 from .formats import Format
 from .indexer import Indexer, IndexerBusy, Status, indexer_alive
@@ -51,6 +53,7 @@ class Listing:
     title: str
     description: str
     articles: tuple[Article, ...]
+    archive: Archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class Publisher:
         self._indexer_seen = (float("-inf"), False)
         self._inline_lock = threading.Lock()
         self._cache_control = edge.cache_control(settings)
+        self._archive_cache_control = edge.cache_control(settings, settings.archive_max_age)
 
     def indexer(self, settle_seconds: float | None = None) -> Indexer:
         """An indexer for this app's index (it still has to acquire the index's lock to write)."""
@@ -193,7 +197,7 @@ class Publisher:
                 last_modified=int(feed.updated.timestamp()),
                 version=version,
                 expires=None if release is None else release.timestamp(),
-                cache_control=self._cache_control,
+                cache_control=self._archive_cache_control if feed.archive.complete else self._cache_control,
                 extra_headers=edge.feed_headers(feed, format_.file_name),
             )
         except (IndexUnavailable, IncompleteRender) as error:
@@ -215,11 +219,12 @@ class Publisher:
         return time.time() if self.clock is utc_now else self.clock().timestamp()
 
     def feed(self, scope: Scope, base_url: str) -> Feed:
-        """The description of a feed as it stands now; raises NotFound for an unknown scope."""
+        """The description of a feed or archive document as it stands now; raises NotFound for an
+        unknown scope or a month without public articles."""
         now = self.clock()
         site = self.store.site()
         title, description = self._words(scope, site, now)
-        articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
+        articles, archive = self._articles(scope, site, now)
         return Feed(
             scope=scope,
             title=title,
@@ -236,13 +241,44 @@ class Publisher:
             section_titles=section_titles(self.store.sections()),
             generator=GENERATOR,
             hubs=self.settings.websub_hubs,
+            archive=archive,
         )
 
     def listing(self, scope: Scope) -> Listing:
         now = self.clock()
-        title, description = self._words(scope, self.store.site(), now)
-        articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
-        return Listing(scope, title, description, articles)
+        site = self.store.site()
+        title, description = self._words(scope, site, now)
+        articles, archive = self._articles(scope, site, now)
+        return Listing(scope, title, description, articles, archive)
+
+    def _articles(self, scope: Scope, site: Site, now: datetime) -> tuple[tuple[Article, ...], Archive]:
+        """The newest articles of a scope, or all of its month; and the document's archive neighbours.
+
+        Each public article is in exactly one month; the subscription feed's newest items are also
+        in their month's document, which its `prev-archive` names (RFC 5005 readers merge by id).
+        A subscription feed that holds every article of its scope names no archive.
+        """
+        zone = ZoneInfo(site.timezone)
+        if scope.month is None:
+            articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
+            whole = len(articles) < self.settings.feed_size
+            return articles, Archive(previous=None if whole else month_of(articles[0].published, zone))
+        try:
+            start, end = month_span(scope.month, zone)
+        except ValueError:
+            raise NotFound("archive", scope.month) from None
+        if start > now:
+            raise NotFound("archive", scope.month)
+        articles = self.store.between(start, min(end, now + timedelta(seconds=1)), scope.section, scope.topic)
+        if not articles:
+            raise NotFound("archive", scope.month)
+        older, newer = self.store.published_near(start, end, now, scope.section, scope.topic)
+        archive = Archive(
+            previous=None if older is None else month_of(older, zone),
+            following=None if newer is None else month_of(newer, zone),
+            complete=end <= now,
+        )
+        return articles, archive
 
     def overview(self) -> Overview:
         now = self.clock()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _FEED_PATH = re.compile(
     r"^/feeds/(?:topics/(?P<topic>[a-z0-9]+(?:-[a-z0-9]+)*)/|(?P<section>[a-z0-9]+(?:-[a-z0-9]+)*)/)?"
+    r"(?:archive/(?P<month>[0-9]{4}-(?:0[1-9]|1[0-2]))/)?"
     r"(?P<file>" + "|".join(re.escape(format_.file_name) for format_ in FORMATS) + r")$"
 )
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
@@ -36,7 +37,7 @@ def feed_route(path: str) -> tuple[Scope, Format] | None:
     match = _FEED_PATH.match(path)
     if match is None or match["section"] == "topics":
         return None
-    return Scope(section=match["section"], topic=match["topic"]), format_for(match["file"])
+    return Scope(section=match["section"], topic=match["topic"], month=match["month"]), format_for(match["file"])
 
 
 def base_url_for(environ: WSGIEnvironment, configured: str | None) -> str | None:

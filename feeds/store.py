@@ -331,6 +331,35 @@ class Store:
         return _decode_article(row[0])
 
     @_reading
+    def between(
+        self, start: datetime, end: datetime, section: str | None = None, topic: str | None = None
+    ) -> tuple[Article, ...]:
+        """Every article published from `start` up to (not including) `end`, newest first, of a
+        section or a topic or the whole site: an archive month. Keep `end` at most a second past now."""
+        tables, published, where, parameters = _scope_sql(section, topic)
+        # Every name in these queries is a constant of _scope_sql; the values are parameters.
+        rows = self._rows(
+            f"SELECT bundle.data FROM {tables} WHERE {where} AND {published} >= ? AND {published} < ?"  # noqa: S608
+            f" ORDER BY {published} DESC, bundle.path DESC",
+            (*parameters, _seconds(start), _seconds(end)),
+        )
+        return tuple(_decode_article(data) for (data,) in rows)
+
+    @_reading
+    def published_near(
+        self, before: datetime, since: datetime, now: datetime, section: str | None = None, topic: str | None = None
+    ) -> tuple[datetime | None, datetime | None]:
+        """When the newest article published before `before`, and the oldest published from `since`
+        up to `now`, were published: an archive month's neighbours."""
+        tables, published, where, parameters = _scope_sql(section, topic)
+        older, newer = self._row(
+            f"SELECT (SELECT MAX({published}) FROM {tables} WHERE {where} AND {published} < ?),"  # noqa: S608
+            f" (SELECT MIN({published}) FROM {tables} WHERE {where} AND {published} >= ? AND {published} <= ?)",
+            (*parameters, _seconds(before), *parameters, _seconds(since), _seconds(now)),
+        )
+        return _moment(older), _moment(newer)
+
+    @_reading
     def next_release(self, now: datetime) -> datetime | None:
         """When the next embargoed article becomes public, if one is waiting."""
         row = self._row("SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?", (_seconds(now),))
@@ -580,6 +609,20 @@ class Transaction:
             self.set_meta("version", version)
             self.set_meta("changed_at", int(time.time()))
         return version
+
+
+def _scope_sql(section: str | None, topic: str | None) -> tuple[str, str, str, tuple[str, ...]]:
+    """Where one scope's published articles are: tables, publication column, condition, parameters."""
+    if topic is not None:
+        where = "topic.slug = ? AND bundle.data IS NOT NULL"
+        return "topic JOIN bundle USING (path)", "topic.published", where, (topic,)
+    if section is not None:
+        return "bundle", "bundle.published", "bundle.data IS NOT NULL AND bundle.section = ?", (section,)
+    return "bundle", "bundle.published", "bundle.data IS NOT NULL", ()
+
+
+def _moment(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def _seconds(moment: datetime) -> int:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from werkzeug.exceptions import BadRequest
 
 from . import edge
-from .dates import format_icelandic
+from .dates import format_icelandic, month_name
 from .description import Links, Scope, byline, section_titles
 from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
@@ -118,6 +118,11 @@ def byline_filter(authors: tuple[str, ...]) -> str:
     return byline(authors, _site_or_default().language)
 
 
+@blueprint.app_template_filter("month_name")
+def month_name_filter(month: str) -> str:
+    return month_name(month)
+
+
 @blueprint.app_template_filter("icelandic_date")
 def icelandic_date(moment: datetime) -> str:
     return format_icelandic(moment, ZoneInfo(publisher().store.site().timezone))
@@ -187,6 +192,21 @@ def topic_feed(topic: str, file_name: str) -> Response:
     return _feed(Scope(topic=_slug("topic", topic)), file_name)
 
 
+@blueprint.get("/feeds/archive/<month>/<file_name>")
+def site_archive(month: str, file_name: str) -> Response:
+    return _feed(Scope(month=month), file_name)
+
+
+@blueprint.get("/feeds/<section>/archive/<month>/<file_name>")
+def section_archive(section: str, month: str, file_name: str) -> Response:
+    return _feed(Scope(section=_slug("section", section), month=month), file_name)
+
+
+@blueprint.get("/feeds/topics/<topic>/archive/<month>/<file_name>")
+def topic_archive(topic: str, month: str, file_name: str) -> Response:
+    return _feed(Scope(topic=_slug("topic", topic), month=month), file_name)
+
+
 def _feed(scope: Scope, file_name: str) -> Response:
     """The same answer as `serving.FeedResponder`'s, for what reaches Flask (first renders, errors)."""
     rendered = publisher().rendered(scope, format_for(file_name), base_url())
@@ -209,6 +229,21 @@ def section_page(section: str) -> Response:
 @blueprint.get("/topics/<topic>/")
 def topic_page(topic: str) -> Response:
     return _listing(Scope(topic=_slug("topic", topic)))
+
+
+@blueprint.get("/archive/<month>/")
+def site_archive_page(month: str) -> Response:
+    return _listing(Scope(month=month))
+
+
+@blueprint.get("/<section>/archive/<month>/")
+def section_archive_page(section: str, month: str) -> Response:
+    return _listing(Scope(section=_slug("section", section), month=month))
+
+
+@blueprint.get("/topics/<topic>/archive/<month>/")
+def topic_archive_page(topic: str, month: str) -> Response:
+    return _listing(Scope(topic=_slug("topic", topic), month=month))
 
 
 def _listing(scope: Scope) -> Response:

@@ -165,7 +165,10 @@ def test_atom_feed_head(eruption: Newsroom, client: FlaskClient) -> None:
     assert feed.findtext("atom:title", namespaces=NS) == "Fréttablaðið"
     assert feed.findtext("atom:updated", namespaces=NS) == "2024-03-17T08:00:00+00:00"
     links = {link.get("rel"): link.get("href") for link in feed.findall("atom:link", NS)}
-    assert links == {"self": "http://localhost/feeds/atom.xml", "alternate": "http://localhost/"}
+    assert links == {
+        "self": "http://localhost/feeds/atom.xml",
+        "alternate": "http://localhost/",
+    }
 
 
 def test_atom_entry_matches_rss_and_carries_enclosure_links(eruption: Newsroom, client: FlaskClient) -> None:

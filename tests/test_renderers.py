@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from feeds.bounded import BoundedCache
-from feeds.description import Feed, Links, Scope
+from feeds.description import Archive, Feed, Links, Scope
 from feeds.formats import FORMATS, Format
 from feeds.markup import SITE_ROOT_MARK
 from feeds.model import Article, Image, Topic
@@ -77,10 +77,19 @@ FEED = Feed(
 )
 
 
+#: A complete month of the same feed's RFC 5005 archive, between two others.
+ARCHIVE = dataclasses.replace(
+    FEED,
+    scope=Scope(section="innlent", month="2024-03"),
+    archive=Archive(previous="2023-11", following="2024-05", complete=True),
+)
+
+
 @pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
-def test_renderer_output_matches_golden_file(format_: Format) -> None:
-    golden = GOLDEN / f"innlent.{format_.file_name}"
-    rendered = format_.render(FEED)
+@pytest.mark.parametrize(("name", "feed"), [("innlent", FEED), ("innlent-2024-03", ARCHIVE)])
+def test_renderer_output_matches_golden_file(format_: Format, name: str, feed: Feed) -> None:
+    golden = GOLDEN / f"{name}.{format_.file_name}"
+    rendered = format_.render(feed)
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(rendered)
     assert rendered == golden.read_bytes()

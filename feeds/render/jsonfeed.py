@@ -21,14 +21,33 @@ def render_json(feed: Feed) -> bytes:
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed.title,
         "home_page_url": feed.page_url,
-        "feed_url": feed.self_url(JSON_FILE),
+        # The feed's identity, the same in its archive documents; `next_url` pages back through them.
+        "feed_url": feed.current_url(JSON_FILE),
         "description": feed.description or feed.title,
         "language": feed.language,
         "items": [_item(feed, article) for article in feed.articles],
     }
+    if feed.archive.previous is not None:
+        document["next_url"] = feed.archive_url(feed.archive.previous, JSON_FILE)
+    if feed.scope.month is not None:
+        document["_archive"] = _archive(feed)
     if feed.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in feed.hubs]
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _archive(feed: Feed) -> dict[str, Any]:
+    """RFC 5005's archive links, which JSON Feed lacks, as an extension of an archive document."""
+    archive: dict[str, Any] = {
+        "about": "https://www.rfc-editor.org/rfc/rfc5005",
+        "self": feed.self_url(JSON_FILE),
+        "complete": feed.archive.complete,
+    }
+    if feed.archive.previous is not None:
+        archive["prev_archive"] = feed.archive_url(feed.archive.previous, JSON_FILE)
+    if feed.archive.following is not None:
+        archive["next_archive"] = feed.archive_url(feed.archive.following, JSON_FILE)
+    return archive
 
 
 def _item(feed: Feed, article: Article) -> dict[str, Any]:

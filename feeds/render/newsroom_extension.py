@@ -20,6 +20,8 @@ from ..model import Image
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+#: RFC 5005, Feed Paging and Archiving.
+FH_NS = "http://purl.org/syndication/history/1.0"
 
 
 #: A photo as a feed shows it: its absolute URL, and the photo.
@@ -32,24 +34,40 @@ def rfc822(moment: datetime) -> str:
 
 
 class NewsroomExtension(BaseExtension):  # type: ignore[misc]
-    """Feed-level part: the namespaces, `lastBuildDate` written locale-free, and RSS's WebSub hub links."""
+    """Feed-level part: the namespaces, `lastBuildDate` written locale-free, RSS's WebSub hub and
+    archive links, and RFC 5005's `fh:archive` in archive documents."""
 
     def __init__(self) -> None:
         self.last_build: datetime | None = None
         self.hubs: tuple[str, ...] = ()
+        #: RFC 5005 links as (rel, href): current, prev-archive, next-archive.
+        self.archive_links: tuple[tuple[str, str], ...] = ()
+        #: Whether this is an archive document.
+        self.archived = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"media": MEDIA_NS, "dc": DC_NS}
+        namespaces = {"media": MEDIA_NS, "dc": DC_NS}
+        if self.archived:
+            namespaces["fh"] = FH_NS
+        return namespaces
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        if self.archived:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
+        return feed
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
         channel = feed.find("channel")
-        if channel is not None and self.hubs:
+        links = [("hub", hub) for hub in self.hubs] + list(self.archive_links)
+        if channel is not None and links:
             # Beside the self link, as WebSub's discovery asks: `atom:link rel="hub"`, one per hub.
             self_link = channel.find(f"{{{ATOM_NS}}}link[@rel='self']")
             at = len(channel) if self_link is None else channel.index(self_link) + 1
-            for offset, hub in enumerate(self.hubs):
-                link = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+            for offset, (rel, href) in enumerate(links):
+                link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
                 channel.insert(at + offset, link)
+        if channel is not None and self.archived:
+            etree.SubElement(channel, f"{{{FH_NS}}}archive")
         element = None if channel is None else channel.find("lastBuildDate")
         if channel is None or element is None:
             return feed

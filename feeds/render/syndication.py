@@ -108,6 +108,18 @@ def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
 _items: BoundedCache[bytes] = BoundedCache(ITEM_CACHE_SIZE)
 
 
+def _archive_links(feed: Feed, file_name: str) -> tuple[tuple[str, str], ...]:
+    """RFC 5005 links as (rel, href): an archive document names the feed and both its neighbours."""
+    links = []
+    if feed.scope.month is not None:
+        links.append(("current", feed.current_url(file_name)))
+    if feed.archive.previous is not None:
+        links.append(("prev-archive", feed.archive_url(feed.archive.previous, file_name)))
+    if feed.archive.following is not None:
+        links.append(("next-archive", feed.archive_url(feed.archive.following, file_name)))
+    return tuple(links)
+
+
 def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list[Article]) -> FeedGenerator:
     file_name, media_type = syntax.file_name, syntax.media_type
     generator = FeedGenerator()
@@ -122,6 +134,11 @@ def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list
     for hub in feed.hubs:
         generator.link(href=hub, rel="hub")
     getattr(generator, EXTENSION).hubs = feed.hubs
+    archive_links = _archive_links(feed, file_name)
+    for rel, href in archive_links:
+        generator.link(href=href, rel=rel, type=media_type)
+    getattr(generator, EXTENSION).archive_links = archive_links
+    getattr(generator, EXTENSION).archived = feed.scope.month is not None
     # Last, because feedgen makes the last link the RSS channel's <link>.
     generator.link(href=feed.page_url, rel="alternate", type="text/html")
     generator.author({"name": feed.publisher})
