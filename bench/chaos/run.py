@@ -165,6 +165,7 @@ class ChaosRun:
         folder = os.environ.get("FEEDS_CHAOS_DUMP")
         if not folder:
             return
+        Path(folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.service.log, Path(folder, "service.log"))
         timeline = self.timeline.snapshot()
         found = {"spans": timeline.spans, "origin": timeline.origin, "never_valid": timeline.never_valid}
