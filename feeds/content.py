@@ -14,7 +14,7 @@ import yaml
 
 from . import markup
 from .dates import parse_date
-from .errors import ContentError
+from .errors import ContentError, PhotoRefused
 from .images import PHOTO_SUFFIXES, measure
 from .model import Article, Image, Section, Site, Topic
 from .slugs import SLUG_PATTERN, slugify
@@ -120,12 +120,17 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
         raise ContentError(name, f"id {article_id!r} may hold only letters, digits and . _ ~ -")
 
     page_path = f"/{bundle}/"
-    images = tuple(
-        _image(root, bundle, entry, number, name)
-        for number, entry in enumerate(_list(meta, "images", name, allow_mappings=True), start=1)
-    )
+    found: list[Image] = []
+    refused: list[PhotoRefused] = []
+    for number, entry in enumerate(_list(meta, "images", name, allow_mappings=True), start=1):
+        try:
+            found.append(_image(root, bundle, entry, number, name))
+        except PhotoRefused as error:
+            # The article goes out without it; check and /healthz name it.
+            refused.append(error)
+    images = tuple(found)
     try:
-        rendered = markup.render_body(body, page_path, images)
+        rendered = markup.render_body(body, page_path, images, frozenset(_file_of(error) for error in refused))
     except markup.UnknownPhoto as error:
         raise ContentError(name, str(error)) from None
     topics: dict[str, Topic] = {}
@@ -148,7 +153,12 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
         summary=markup.one_line(_text(meta, "summary", name)) or rendered.first_paragraph,
         body_html=rendered.html,
         images=images,
+        left_out=tuple(str(error) for error in refused),
     )
+
+
+def _file_of(error: PhotoRefused) -> str:
+    return error.path.rpartition("/")[2]
 
 
 def _read_front_matter(path: Path, name: str) -> tuple[Mapping[str, Any], str]:
@@ -259,6 +269,8 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
         size = measure(path)
     except (FileNotFoundError, IsADirectoryError):
         raise ContentError(f"{bundle}/{file_name}", "listed photo is missing") from None
+    except PhotoRefused as error:
+        raise PhotoRefused(f"{bundle}/{file_name}", error.reason) from None
     except (OSError, ValueError) as error:
         raise ContentError(f"{bundle}/{file_name}", str(error)) from None
     return Image(
@@ -271,6 +283,7 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
         caption=caption,
         credit=credit,
         alt=alt,
+        digest=size.digest,
     )
 
 
@@ -282,13 +295,15 @@ def _remote_image(
     media_type = _text(entry, "type", name)
     if media_type not in {"image/jpeg", "image/png", "image/webp", "image/gif"}:
         raise ContentError(name, f"{where}: a remote photo needs type image/jpeg, image/png, image/webp or image/gif")
-    numbers = {}
-    for key in ("length", "width", "height"):
-        value = entry.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ContentError(name, f"{where}: a remote photo needs {key} as a positive whole number")
-        numbers[key] = value
-    return Image(src=url, file=None, media_type=media_type, caption=caption, credit=credit, alt=alt, **numbers)
+    length, width, height = (_positive(entry, key, where, name) for key in ("length", "width", "height"))
+    return Image(url, None, media_type, length, width, height, caption, credit, alt)
+
+
+def _positive(entry: Mapping[str, Any], key: str, where: str, name: str) -> int:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ContentError(name, f"{where}: a remote photo needs {key} as a positive whole number")
+    return value
 
 
 def inside(path: Path, root: Path) -> bool:

@@ -85,6 +85,13 @@ class Links:
     def image(self, image: Image) -> str:
         return image.src if "://" in image.src else self.to(image.src)
 
+    def thumbnail(self, image: Image) -> tuple[str, int, int]:
+        """URL, width and height of the photo's smallest rendition, or of the photo if it has none."""
+        if not image.renditions:
+            return self.image(image), image.width, image.height
+        width, height = image.renditions[0]
+        return self.to(image.rendition_src(width)), width, height
+
     def body(self, article: Article) -> str:
         """The article's HTML with every link and photo made absolute."""
         return markup.absolutize(article.body_html, self.base_url)

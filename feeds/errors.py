@@ -18,6 +18,11 @@ class ContentError(FeedsError, ValueError):
         self.reason = reason
 
 
+class PhotoRefused(ContentError):
+    """A photo that is not shown: its data is corrupt, or it has more pixels than may be decoded
+    (a decompression bomb can be a few kilobytes). Its article is published without it."""
+
+
 class ConfigError(FeedsError, ValueError):
     """A setting has a value the publisher cannot use."""
 

@@ -1,14 +1,23 @@
-"""Photos measured from their files: type, size in bytes, width and height."""
+"""Photos measured from their files (type, size in bytes, width and height) and checked to decode."""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagesize
+import PIL.Image
+
+from .errors import PhotoRefused
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
+
+
+#: The most pixels a photo may have; more are refused rather than decoded.
+MAX_PIXELS = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +26,8 @@ class Measure:
     length: int
     width: int
     height: int
+    #: A hash of the file's bytes: names the photo's version.
+    digest: str
 
 
 def sniff(head: bytes) -> str | None:
@@ -33,21 +44,47 @@ def sniff(head: bytes) -> str | None:
 
 
 def measure(path: Path) -> Measure:
-    """Reads only the header; the length is of the very file whose header was read.
+    """Type, size and digest of the very bytes read, and width and height as displayed (after
+    any EXIF rotation).
 
-    Width and height are as displayed, after any EXIF rotation. Raises ValueError saying
-    what is wrong with the file.
+    Raises ValueError saying what is wrong with a file that is no photo, and PhotoRefused for a
+    photo that cannot be shown: more than MAX_PIXELS, or data that does not decode.
     """
     with open(path, "rb") as handle:
-        length = os.fstat(handle.fileno()).st_size
-        media_type = sniff(handle.read(16))
-        if media_type is None:
-            raise ValueError(f"{path.name} is not a JPEG, PNG, WebP or GIF image")
-        handle.seek(0)
-        try:
-            info = imagesize.get_info(handle, dpi=False, colors=False, channels=False)
-        except (ValueError, OSError) as error:
-            raise ValueError(f"{path.name} is not a readable image ({error})") from None
+        data = handle.read()
+    media_type = sniff(data[:16])
+    if media_type is None:
+        raise ValueError(f"{path.name} is not a JPEG, PNG, WebP or GIF image")
+    try:
+        info = imagesize.get_info(io.BytesIO(data), dpi=False, colors=False, channels=False)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path.name} is not a readable image ({error})") from None
     if info.width <= 0 or info.height <= 0:
         raise ValueError(f"{path.name} is not a readable image (no width and height in its header)")
-    return Measure(media_type, length, info.width, info.height)
+    if info.width * info.height > MAX_PIXELS:
+        raise PhotoRefused(
+            path.name,
+            f"refused: {info.width} × {info.height} pixels is more than the {MAX_PIXELS // 1_000_000} million"
+            " a photo may have",
+        )
+    _decode(data, path.name)
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return Measure(media_type, len(data), info.width, info.height, digest)
+
+
+def _decode(data: bytes, name: str) -> None:
+    """Raises PhotoRefused unless the whole photo decodes (a JPEG at an eighth of its size, which is
+    quick and still reads every byte)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise PhotoRefused(name, f"refused: {image.width} × {image.height} pixels is too many")
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+    except PhotoRefused:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError,
+            PIL.Image.DecompressionBombWarning) as error:  # fmt: skip
+        raise PhotoRefused(name, f"refused: the photo's data is corrupt ({error})") from None

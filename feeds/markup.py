@@ -100,24 +100,43 @@ def one_line(text: str) -> str:
     return " ".join(clean_text(text).split())
 
 
+#: How wide a photo in a body is shown: the pages' column, or the whole width of a phone.
+SIZES = "(min-width: 46rem) 44rem, 100vw"
+
+
 def figure_html(image: Image, alt: str = "") -> str:
-    """The one way a photo is shown: image, then caption and credit."""
+    """The one way a photo is shown: image (with its renditions to choose from), then caption and credit."""
     return (
-        f'<figure><img src="{html.escape(image.src)}" width="{image.width}" height="{image.height}"'
-        f' alt="{html.escape(image.alt or alt or image.caption)}">'
+        f'<figure><img src="{html.escape(image.src)}"{srcset_attributes(image)} width="{image.width}"'
+        f' height="{image.height}" alt="{html.escape(image.alt or alt or image.caption)}">'
         f"<figcaption>{html.escape(image.caption)} <small>{html.escape(image.credit)}</small>"
         "</figcaption></figure>"
     )
 
 
-def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> RenderedBody:
+def srcset_attributes(image: Image, sizes: str = SIZES) -> str:
+    """` srcset="…" sizes="…"` offering the photo's renditions and the original; empty without renditions.
+
+    Site-rooted URLs carry SITE_ROOT_MARK, as every stored link does.
+    """
+    if not image.renditions:
+        return ""
+    candidates = [f"{SITE_ROOT_MARK}{image.rendition_src(width)} {width}w" for width, _ in image.renditions]
+    candidates.append(f"{SITE_ROOT_MARK}{image.src} {image.width}w")
+    return f' srcset="{html.escape(", ".join(candidates))}" sizes="{sizes}"'
+
+
+def render_body(
+    markdown: str, page_path: str, images: tuple[Image, ...], refused: frozenset[str] = frozenset()
+) -> RenderedBody:
     """Sanitized HTML where every photo appears once, as a figure; see `absolutize` for its links.
 
     A photo the body places with `![…](file)` stands right after the paragraph (or list,
     quote, table) that places it, and replaces a paragraph that holds nothing else; an
     unplaced lead photo opens the body and other unplaced photos close it. Relative links
     are resolved against `page_path`, so every link is written from the site root or is
-    absolute. Raises UnknownPhoto for a placed photo that is not listed.
+    absolute. A placed photo among `refused` is left out. Raises UnknownPhoto for a placed photo
+    that is not listed.
     """
     by_reference: Mapping[str, Image] = {
         reference: image for image in images for reference in (image.file, image.src) if reference is not None
@@ -132,6 +151,8 @@ def render_body(markdown: str, page_path: str, images: tuple[Image, ...]) -> Ren
         for span, reference, alt in block_photos:
             edits.append((span[0], span[1], b""))
             image = by_reference.get(reference)
+            if image is None and reference in refused:
+                continue
             if image is None:
                 raise UnknownPhoto(f"the body shows {reference!r}, which is not listed under images")
             if image.src not in placed:

@@ -42,6 +42,12 @@ class Topic:
     slug: str
 
 
+#: Widths of the smaller copies made of each photo, for phones, lists and thumbnails.
+RENDITION_WIDTHS = (320, 640, 1280)
+#: How much of a photo's digest its renditions' URLs carry: a new version is a new URL.
+RENDITION_VERSION_LENGTH = 12
+
+
 @dataclass(frozen=True, slots=True)
 class Image:
     """One photo of an article, measured from its file."""
@@ -59,11 +65,28 @@ class Image:
     #: Verbatim, e.g. "AFP/KCNA" or "Ljósmynd/Jón Pétursson".
     credit: str
     alt: str
+    #: A hash of the file's bytes; names its renditions, which change with it. Empty for a remote photo.
+    digest: str = ""
 
     @property
     def credited_caption(self) -> str:
         """Caption and credit in one line, where a format has room for one text: "Hraunið rennur. (AFP)"."""
         return f"{self.caption} ({self.credit})"
+
+    @property
+    def renditions(self) -> tuple[tuple[int, int], ...]:
+        """Width and height of each smaller copy served of the photo, narrowest first: only narrower
+        than the original, and none of a remote photo or of a GIF (which may move)."""
+        if self.file is None or not self.digest or self.media_type == "image/gif":
+            return ()
+        return tuple(
+            (width, max(1, round(self.height * width / self.width))) for width in RENDITION_WIDTHS if width < self.width
+        )
+
+    def rendition_src(self, width: int) -> str:
+        """Path of a rendition from the site root: "/innlent/gos/320w-1a2b3c4d5e6f/gos.jpg"."""
+        folder, _, name = self.src.rpartition("/")
+        return f"{folder}/{width}w-{self.digest[:RENDITION_VERSION_LENGTH]}/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +113,8 @@ class Article:
     body_html: str
     #: The first one is the lead photo.
     images: tuple[Image, ...]
+    #: Photos the article is published without, each as "path: reason" (see errors.PhotoRefused).
+    left_out: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:

@@ -32,7 +32,7 @@ _Value = TypeVar("_Value")
 _Params = ParamSpec("_Params")
 
 #: Bumped whenever the tables or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: A reader waits this long for a lock (only checkpoints and recovery take one) before giving up.
@@ -373,7 +373,7 @@ class Store:
             " UNION ALL SELECT slug, error FROM section WHERE error IS NOT NULL"
             " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL ORDER BY 1"
         )
-        return tuple(_problem(str(error)) for _, error in rows)
+        return tuple(_problem(line) for _, error in rows for line in str(error).splitlines())
 
     @_reading
     def generation(self) -> int:
@@ -585,10 +585,14 @@ class Transaction:
             return
         article = bundle.article
         published = None if article is None else _seconds(article.published)
+        # Published, with the photos it goes out without named as its problems.
+        left_out = "\n".join(article.left_out) if article is not None and article.left_out else None
+        if left_out is not None:
+            log.warning("%s", left_out)
         self.db.execute(
-            "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, NULL)",
+            "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, ?)",
             (bundle.path, bundle.section, bundle.signature, published,
-             None if article is None else _encode(article)),
+             None if article is None else _encode(article), left_out),
         )  # fmt: skip
         self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
         if article is not None:

@@ -20,6 +20,7 @@ from .formats import FORMATS, format_for
 from .model import Site
 from .publisher import Publisher
 from .render.opml import OPML_FILE, OPML_MEDIA_TYPE, Directory, Subscription, render_opml
+from .renditions import IMMUTABLE, RENDITION_FOLDER, rendition
 from .serving import answer, base_url_for
 from .slugs import SLUG_PATTERN
 from .store import DEFAULT_SITE
@@ -267,6 +268,21 @@ def photo(section: str, slug: str, file_name: str) -> Response:
     response = send_file(path, mimetype=image.media_type, conditional=True)
     response.headers["Cache-Control"] = edge.cache_control(publisher().settings)
     # Keyed by its article: a photo replaced in place changes the article, which is purged.
+    response.headers.extend(edge.key_headers([edge.article_key(f"/{section}/{slug}/")]))
+    return response
+
+
+@blueprint.get("/<section>/<slug>/<version>/<file_name>")
+def photo_rendition(section: str, slug: str, version: str, file_name: str) -> Response:
+    """A smaller copy of a photo, at a URL that names its width and the photo's version."""
+    match = RENDITION_FOLDER.match(version)
+    image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
+    if match is None or not image.digest.startswith(match["digest"]):
+        raise NotFound("photo", f"{section}/{slug}/{version}/{file_name}")
+    width = int(match["width"])
+    made = rendition(publisher().store.files.cache_dir, image, path, width)
+    response = send_file(made, mimetype=image.media_type, etag=f"{image.digest}-{width}", conditional=True)
+    response.headers["Cache-Control"] = IMMUTABLE
     response.headers.extend(edge.key_headers([edge.article_key(f"/{section}/{slug}/")]))
     return response
 

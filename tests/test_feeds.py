@@ -155,7 +155,15 @@ def test_every_photo_is_its_own_media_content_with_caption_and_credit_inside(
         description = content.find("media:description", NS)
         assert (description.text, description.get("type")) == (image["caption"], "plain")
         assert content.find("media:credit", NS).text == image["credit"]
-        assert content.find("media:thumbnail", NS).get("url") == content.get("url")
+        # The thumbnail is the smallest rendition; a photo narrower than that is its own thumbnail.
+        thumbnail = content.find("media:thumbnail", NS)
+        expected = (320, round(height * 320 / width)) if width > 320 else (width, height)
+        assert (int(thumbnail.get("width")), int(thumbnail.get("height"))) == expected
+        if width > 320:
+            assert thumbnail.get("url").startswith("http://localhost/innlent/eldgos-hafid/320w-")
+            assert thumbnail.get("url").endswith(f"/{name}")
+        else:
+            assert thumbnail.get("url") == content.get("url")
 
 
 def test_atom_feed_head(eruption: Newsroom, client: FlaskClient) -> None:

@@ -48,6 +48,7 @@ PHOTO = Image(
     caption="Hraunið rennur.",
     credit="AFP/KCNA",
     alt="Hraun",
+    digest="1a2b3c4d5e6f77889900aabbccddeeff",
 )
 REMOTE = Image(
     src="https://myndir.example.is/a.png",

@@ -85,6 +85,7 @@ def _item(feed: Feed, article: Article) -> dict[str, Any]:
                     "caption": image.caption,
                     "credit": image.credit,
                     "alt": image.alt,
+                    "thumbnail": dict(zip(("url", "width", "height"), feed.links.thumbnail(image), strict=True)),
                 }
                 for image in article.images
             ],

@@ -24,8 +24,8 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 FH_NS = "http://purl.org/syndication/history/1.0"
 
 
-#: A photo as a feed shows it: its absolute URL, and the photo.
-Photo = tuple[str, Image]
+#: A photo as a feed shows it: its absolute URL, the photo, and its thumbnail's URL, width and height.
+Photo = tuple[str, Image, tuple[str, int, int]]
 
 
 def rfc822(moment: datetime) -> str:
@@ -93,7 +93,7 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
         if self.byline:
             etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.byline
         if self.photos:
-            url, lead = self.photos[0]
+            url, lead, _ = self.photos[0]
             etree.SubElement(item, "enclosure", url=url, length=str(lead.length), type=lead.media_type)
         self._add_media(item)
         return item
@@ -108,7 +108,7 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
                 link.set("type", "text/html")
         if self.published is not None:
             etree.SubElement(entry, "published").text = self.published.isoformat()
-        for url, photo in self.photos:
+        for url, photo, _ in self.photos:
             etree.SubElement(
                 entry,
                 "link",
@@ -122,7 +122,7 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
     def _add_media(self, parent: etree._Element) -> None:
-        for url, photo in self.photos:
+        for url, photo, (thumbnail, width, height) in self.photos:
             content = etree.SubElement(
                 parent,
                 f"{{{MEDIA_NS}}}content",
@@ -135,10 +135,4 @@ class NewsroomEntryExtension(BaseEntryExtension):  # type: ignore[misc]
             )
             etree.SubElement(content, f"{{{MEDIA_NS}}}description", type="plain").text = photo.caption
             etree.SubElement(content, f"{{{MEDIA_NS}}}credit").text = photo.credit
-            etree.SubElement(
-                content,
-                f"{{{MEDIA_NS}}}thumbnail",
-                url=url,
-                width=str(photo.width),
-                height=str(photo.height),
-            )
+            etree.SubElement(content, f"{{{MEDIA_NS}}}thumbnail", url=thumbnail, width=str(width), height=str(height))

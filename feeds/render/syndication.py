@@ -165,5 +165,7 @@ def _generator(feed: Feed, syntax: _Syntax, articles: tuple[Article, ...] | list
         extension: NewsroomEntryExtension = getattr(entry, EXTENSION)
         extension.published = article.published
         extension.byline = byline(article.authors, feed.language)
-        extension.photos = tuple((feed.links.image(image), image) for image in article.images)
+        extension.photos = tuple(
+            (feed.links.image(image), image, feed.links.thumbnail(image)) for image in article.images
+        )
     return generator
