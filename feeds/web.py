@@ -10,14 +10,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
+from markupsafe import Markup
 from werkzeug.exceptions import BadRequest
 
-from . import edge
+from . import edge, markup
 from .dates import format_icelandic, month_name
 from .description import Links, Scope, byline, section_titles
 from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
-from .model import Site
+from .model import Image, Site
 from .publisher import Publisher
 from .render.opml import OPML_FILE, OPML_MEDIA_TYPE, Directory, Subscription, render_opml
 from .renditions import IMMUTABLE, RENDITION_FOLDER, rendition
@@ -103,7 +104,14 @@ def page_helpers() -> dict[str, object]:
         "root_scope": Scope(),
         "scope_of_section": lambda slug: Scope(section=slug),
         "scope_of_topic": lambda slug: Scope(topic=slug),
+        "srcset": _srcset,
     }
+
+
+def _srcset(image: Image, sizes: str) -> Markup:
+    """A photo's srcset and sizes attributes, absolute, for a page's <img>."""
+    links = Links(base_url_for(request.environ, publisher().settings.base_url) or "")
+    return Markup(markup.absolutize(markup.srcset_attributes(image, sizes), links.base_url))  # noqa: S704 - escaped there
 
 
 def _site_or_default() -> Site:

@@ -158,3 +158,31 @@ def test_article_page_announces_its_section_feeds(room: Newsroom, client: FlaskC
     head = page(client, "/innlent/gos/").find("head")
     assert "http://localhost/feeds/innlent/atom.xml" in head.xpath("link[@rel='alternate']/@href")
     assert head.xpath("link[@rel='canonical']/@href") == ["http://localhost/innlent/gos/"]
+
+
+def test_listings_show_the_lead_photo_small_with_caption_and_credit(newsroom: Newsroom, client: FlaskClient) -> None:
+    newsroom.photo("innlent", "gos", "gos.jpg", (1600, 1000))
+    newsroom.article(
+        "innlent",
+        "gos",
+        title="Eldgos",
+        topics=["Eldgos"],
+        images=[{"file": "gos.jpg", "caption": "Hraunið rennur.", "credit": "Ljósmynd/Jón Pétursson", "alt": "Hraun"}],
+    )
+    for url in ("/", "/innlent/", "/topics/eldgos/"):
+        (thumbnail,) = page(client, url).xpath("//ul[@class='articles']/li/img")
+        assert thumbnail.get("alt") == "Hraun"
+        assert thumbnail.get("title") == "Hraunið rennur. (Ljósmynd/Jón Pétursson)"
+        assert (thumbnail.get("width"), thumbnail.get("height")) == ("320", "200")
+        assert thumbnail.get("src").startswith("http://localhost/innlent/gos/320w-")
+        assert status(client, thumbnail.get("src").removeprefix("http://localhost")) == 200
+        assert thumbnail.get("srcset").split(", ")[0].endswith(" 320w")
+
+
+def test_home_shows_every_feed_url_to_copy(room: Newsroom, client: FlaskClient) -> None:
+    home = page(client, "/")
+    shown = set(home.xpath("//main//code/text()"))
+    for scope in ("/feeds", "/feeds/innlent", "/feeds/erlent", "/feeds/topics/eldgos", "/feeds/topics/nordur-korea"):
+        for file_name in ("rss.xml", "atom.xml", "feed.json"):
+            assert f"http://localhost{scope}/{file_name}" in shown
+    assert "http://localhost/feeds.opml" in shown
