@@ -237,10 +237,15 @@ def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
                 path.write_bytes(edited)
                 _visible(stack.varnish.url(FEED), token.encode(), time.perf_counter())
             headers = {"Accept-Encoding": "gzip"} if number % 2 else {}
-            connection.request("GET", POLLED[number % len(POLLED)], headers=headers)
-            response = connection.getresponse()
-            response.read()
-            statuses[response.status] = statuses.get(response.status, 0) + 1
+            try:
+                connection.request("GET", POLLED[number % len(POLLED)], headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                connection.close()  # a new connection for the next poll; this one counts as failed
+                status = 0
+            statuses[status] = statuses.get(status, 0) + 1
         took = time.perf_counter() - started
         time.sleep(1.0)  # the hub's last fetches
         reached = stack.origin_requests() - before
