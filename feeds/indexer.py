@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from .errors import FeedsError
 from .scanner import Completeness, Scanner, SyncReport
-from .store import IndexFiles, Writer, open_reader
+from .store import MISSING, REPLACED, IndexFiles, Writer, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,9 @@ class Indexer:
         generation = max([*self.files.generations(), self.files.current() or 0]) + 1
         writer = Writer(self.files, generation, create=True)
         try:
-            if self.writer is not None:
+            # Only a file that is gone (deleted, or another put in its place) leaves the open one
+            # whole; a file damaged in place may have spoilt pages this connection would copy.
+            if self.writer is not None and self.writer.damage() in (MISSING, REPLACED):
                 self._salvage(self.writer, writer)
             report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, {}))
             deadline = time.monotonic() + REBUILD_PATIENCE_SECONDS

@@ -100,7 +100,7 @@ class Publisher:
         #: The last content version read from the index, kept while the index cannot be read.
         self._last_version: ContentVersion | None = None
         self._version_read_at = float("-inf")
-        self._indexer_seen = (float("-inf"), False)
+        self._indexer_seen = (float("-inf"), True)
         self._inline_lock = threading.Lock()
         self._cache_control = edge.cache_control(settings)
         self._archive_cache_control = edge.cache_control(settings, settings.archive_max_age)
@@ -123,14 +123,16 @@ class Publisher:
         elif not self.indexer_alive():
             if self.store.files.current() is None:
                 raise Unavailable(f"the index is not built, and {NO_INDEXER}")
-            log.warning("%s", NO_INDEXER)
 
     def indexer_alive(self) -> bool:
         checked_at, alive = self._indexer_seen
         now = time.monotonic()
         if now - checked_at >= INDEXER_CHECK_SECONDS:
-            alive = indexer_alive(self.store.files)
+            was_alive, alive = alive, indexer_alive(self.store.files)
             self._indexer_seen = (now, alive)
+            if was_alive and not alive:
+                # Said once when it goes, not on every request; /healthz says it for as long as it lasts.
+                log.warning("%s", NO_INDEXER)
         return alive
 
     def _sync_inline(self) -> None:

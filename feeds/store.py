@@ -38,6 +38,8 @@ CHECK_SECONDS = 0.01
 #: A reader waits this long for a lock (only checkpoints and recovery take one) before giving up.
 READ_BUSY_SECONDS = 2.0
 _MAGIC = b"SQLite format 3\x00"
+MISSING = "the index file is missing"
+REPLACED = "the index file was replaced"
 _HEADER_SIZE = 100
 
 _SCHEMA = f"""
@@ -185,7 +187,7 @@ def damage(path: Path) -> str | None:
             size = os.fstat(file.fileno()).st_size
             header = file.read(_HEADER_SIZE)
     except FileNotFoundError:
-        return "the index file is missing"
+        return MISSING
     except OSError as error:
         return f"the index file cannot be read ({error.strerror})"
     if len(header) < _HEADER_SIZE or not header.startswith(_MAGIC):
@@ -402,7 +404,7 @@ class Store:
         problem = damage(self.files.database(generation))
         if problem is not None:
             # A connection already open may still read the file that was deleted: the last good state.
-            if connection is not None and local.generation == generation and problem.endswith("missing"):
+            if connection is not None and local.generation == generation and problem == MISSING:
                 local.checked_at = now
                 return generation, connection
             self._forget()
@@ -475,9 +477,9 @@ class Writer:
         if problem is None:
             try:
                 if os.stat(self.path).st_ino != self.inode:
-                    return "the index file was replaced"
+                    return REPLACED
             except OSError:
-                return "the index file is missing"
+                return MISSING
         return problem
 
     @contextlib.contextmanager
