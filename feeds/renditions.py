@@ -18,6 +18,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from .errors import NotFound, Unavailable
+from .images import digest
 from .model import RENDITION_VERSION_LENGTH, Image
 
 #: A rendition's folder in its URL: its width and the start of the photo's digest, "320w-1a2b3c4d5e6f".
@@ -42,7 +43,11 @@ def rendition(cache_dir: Path, image: Image, original: Path, width: int) -> Path
     if path.exists():
         return path
     try:
-        data = _scaled(original.read_bytes(), image, (width, sizes[width]))
+        data = original.read_bytes()
+        # Only the very bytes that were indexed (and checked there for bombs) are scaled.
+        if digest(data) != image.digest:
+            raise ValueError("the photo changed since it was indexed")
+        data = _scaled(data, image, (width, sizes[width]))
         path.parent.mkdir(parents=True, exist_ok=True)
         # Whole or not at all: two workers may make the same one at once, and either's is right.
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as handle:
