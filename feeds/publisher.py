@@ -120,9 +120,8 @@ class Publisher:
         """
         if self.settings.indexer == "inline":
             self._sync_inline()
-        elif not self.indexer_alive():
-            if self.store.files.current() is None:
-                raise Unavailable(f"the index is not built, and {NO_INDEXER}")
+        elif not self.indexer_alive() and self.store.files.current() is None:
+            raise Unavailable(f"the index is not built, and {NO_INDEXER}")
 
     def indexer_alive(self) -> bool:
         checked_at, alive = self._indexer_seen

@@ -35,6 +35,8 @@ _Params = ParamSpec("_Params")
 SCHEMA_VERSION = 5
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
+#: How long a process leaves a generation alone after finding it damaged.
+DAMAGED_PAUSE_SECONDS = 2.0
 #: A reader waits this long for a lock (only checkpoints and recovery take one) before giving up.
 READ_BUSY_SECONDS = 2.0
 _MAGIC = b"SQLite format 3\x00"
@@ -216,6 +218,7 @@ def _reading(method: Callable[Concatenate[Store, _Params], _Value]) -> Callable[
             generation = store._forget()
             # Busy, locked or out of memory is passing; anything else says the file is damaged.
             if generation is not None and not isinstance(error, sqlite3.OperationalError):
+                store._damaged = (generation, time.monotonic() + DAMAGED_PAUSE_SECONDS)
                 store.files.report_damage(generation, f"{type(error).__name__}: {error}")
             raise IndexUnavailable(f"the index cannot be read: {error}") from error
 
@@ -232,6 +235,8 @@ class Store:
     def __init__(self, files: IndexFiles) -> None:
         self.files = files
         self._local = threading.local()
+        #: A generation this process found damaged, and until when it is not read again.
+        self._damaged: tuple[int | None, float] = (None, 0.0)
 
     # -- reading -----------------------------------------------------------------
 
@@ -401,6 +406,12 @@ class Store:
         if generation is None:
             self._forget()
             raise IndexUnavailable("the index is not built yet")
+        if (generation, True) == (self._damaged[0], now < self._damaged[1]):
+            # Found damaged here a moment ago: answer at once, rather than open it again for every
+            # request and slow down the rebuild; look again after DAMAGED_PAUSE_SECONDS in case the
+            # indexer found it sound.
+            self._forget()
+            raise IndexUnavailable(f"generation {generation} of the index is damaged; a new one is being built")
         problem = damage(self.files.database(generation))
         if problem is not None:
             # A connection already open may still read the file that was deleted: the last good state.
