@@ -151,7 +151,7 @@ class Indexer:
         self.confirm()
         return report
 
-    def rebuild(self, reason: str) -> SyncReport:
+    def rebuild(self, reason: str, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         """Builds a new generation from `content/` and makes it current; readers keep the old one until then.
 
         An old generation that is merely deleted or replaced, still open here and sound, is copied
@@ -159,6 +159,7 @@ class Indexer:
         """
         log.warning("building a new index: %s", reason)
         self._say("building", error=reason)
+        started = time.monotonic()
         generation = max([*self.files.generations(), self.files.current() or 0]) + 1
         writer = Writer(self.files, generation, create=True)
         try:
@@ -166,11 +167,12 @@ class Indexer:
             # whole; a file damaged in place may have spoilt pages this connection would copy.
             if self.writer is not None and self.writer.damage() in (MISSING, REPLACED):
                 self._salvage(self.writer, writer)
-            report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, {}))
+            completeness = Completeness(self.settle_seconds, closed or {})
+            report = self.scanner.full_pass(writer, completeness)
             deadline = time.monotonic() + REBUILD_PATIENCE_SECONDS
             while report.deferred and time.monotonic() < deadline:
                 time.sleep(max(min(min(report.deferred.values()) - time.time(), 0.5), 0.05))
-                report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, {}))
+                report = self.scanner.full_pass(writer, completeness)
             writer.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             writer.close()
@@ -183,7 +185,7 @@ class Indexer:
         for old in self.files.generations():
             if old != generation:
                 self.files.remove(old)
-        log.info("index generation %d is current (%d articles read)", generation, report.parsed)
+        log.info("index generation %d is current, built in %.1f s", generation, time.monotonic() - started)
         self.confirm()
         return report
 

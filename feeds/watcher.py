@@ -171,7 +171,10 @@ class Watcher:
             if not (work.everything or work.bundles or work.deferred):
                 self.indexer.confirm()
             return None
-        report = self.indexer.rebuild(problem) if self.indexer.writer is not None else self.indexer.open()
+        if self.indexer.writer is None:
+            report = self.indexer.open()
+        else:
+            report = self.indexer.rebuild(problem, self._recently_closed())
         work.done(report, whole=True)
         return report
 
