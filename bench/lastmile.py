@@ -251,7 +251,7 @@ def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
         reached = stack.origin_requests() - before
         with open(log, "rb") as text:
             text.seek(offset)
-            announced = [int(n) for n in re.findall(rb"(\d+) feed documents changed bytes", text.read())]
+            announced = [int(n) for n in re.findall(rb"(\d+) (?:feed|archive) documents changed bytes", text.read())]
     finally:
         connection.close()
         path.write_bytes(original)

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from .changes import Changes, ChangeTracker
 from .errors import IndexUnavailable
@@ -42,6 +43,8 @@ class Announcer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._seen: ContentVersion | None = None
+        #: The clock's time at the last look: an embargo lifted after it is a change to look at.
+        self._looked_at: datetime | None = None
         self._release_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
         #: Every look that found something, newest last (for tests and the log).
@@ -107,19 +110,31 @@ class Announcer:
         if version == self._seen and not release_due:
             return
         started = time.monotonic()
-        changes = self.tracker.look(self._bundles(version, pending, release_due))
+        now = self.tracker.publisher.clock()
+        bundles = self._bundles(version, pending)
+        if bundles is not None and release_due and self._looked_at is not None:
+            # Articles whose embargo lifted since the last look are the bundles that changed.
+            released = store.between(self._looked_at, now + timedelta(seconds=1))
+            bundles |= {article.path.strip("/") for article in released}
+        changes = self.tracker.look(bundles)
         # What was read before the look: a sync the look saw part of is looked at again next time.
-        self._seen = version
-        release = store.next_release(self.tracker.publisher.clock())
+        self._seen, self._looked_at = version, now
+        release = store.next_release(now)
         self._release_at = None if release is None else release.timestamp()
+        self._announce(version, changes, started, "feed")
+        # Then the archive months the change touched: after the subscription feeds are on their way.
+        started = time.monotonic()
+        self._announce(version, self.tracker.look_at_archives(), started, "archive")
+
+    def _announce(self, version: ContentVersion, changes: Changes, started: float, kind: str) -> None:
         took = (time.monotonic() - started) * 1e3
         if not changes:
-            log.debug("version %s: no feed changed bytes (%d scopes looked at)", version, changes.scopes_looked_at)
+            log.debug("version %s: no %s changed bytes (%d scopes looked at)", version, kind, changes.scopes_looked_at)
             return
         log.info(
-            "version %s: %d feed documents changed bytes, %d went, %d keys to purge (%d scopes looked at, "
+            "version %s: %d %s documents changed bytes, %d went, %d keys to purge (%d scopes looked at, "
             "%d documents rendered, in %.0f ms): %s",
-            version, len(changes.documents), len(changes.gone), len(changes.keys), changes.scopes_looked_at,
+            version, len(changes.documents), kind, len(changes.gone), len(changes.keys), changes.scopes_looked_at,
             changes.documents_rendered, took, " ".join(changes.documents),
         )  # fmt: skip
         self.announced.append(changes)
@@ -128,11 +143,11 @@ class Announcer:
         self.notifier.submit(urls, changes.keys)
 
     def _bundles(
-        self, version: ContentVersion, pending: dict[ContentVersion, frozenset[str] | None], release_due: bool
+        self, version: ContentVersion, pending: dict[ContentVersion, frozenset[str] | None]
     ) -> frozenset[str] | None:
         """The bundles changed since the last look, if every version since then named its own; else None."""
         seen = self._seen
-        if seen is None or release_due or seen[0] != version[0]:
+        if seen is None or seen[0] != version[0]:
             return None
         named: set[str] = set()
         for number in range(seen[1] + 1, version[1] + 1):

@@ -21,10 +21,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from . import edge
+from .dates import month_of, month_span
 from .description import Scope
 from .errors import IncompleteRender, NotFound
 from .formats import FORMATS
@@ -65,30 +67,58 @@ def fingerprint(value: object) -> str:
     return hashlib.blake2b(msgspec.msgpack.encode(value), digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """Where a public article stands: what it is, its month, its section and its topics."""
+
+    fingerprint: str
+    month: str
+    section: str
+    topics: tuple[str, ...]
+
+    @property
+    def scopes(self) -> set[Scope]:
+        return {Scope(), Scope(section=self.section), *(Scope(topic=topic) for topic in self.topics)}
+
+    def archives(self) -> set[Scope]:
+        """The archive documents that hold it: its month, in each of its scopes."""
+        return {scope.archive(self.month) for scope in self.scopes}
+
+
 class ChangeTracker:
     """Remembers what every feed document was, and finds the ones whose bytes changed since.
 
-    Not thread-safe: one thread of the indexer's process calls `look`.
+    Subscription feeds are compared by the digest of their bytes. Archive documents (a month of a
+    scope, RFC 5005) are too many to render for comparison (dozens of months per scope, thousands
+    of items in the site's): one changed when an article in it changed, came or went, and its
+    neighbours when a month came or went, which is known from every public article's fingerprint,
+    month and scopes, read once at the first look.
+
+    Not thread-safe: one thread of the indexer's process calls `look` and `look_at_archives`.
     """
 
     def __init__(self, publisher: Publisher, state_file: Path | None = None) -> None:
         self.publisher = publisher
         self.state_file = state_file
         self.base_url = publisher.settings.base_url or PLACEHOLDER_BASE_URL
-        #: Digest of each document's bytes, by path.
+        #: Digest of each subscription document's bytes, by path.
         self._documents: dict[str, str] = {}
-        #: Fingerprint of each scope's description, by its feed path.
+        #: Fingerprint of each subscription scope's description, by its feed path.
         self._scopes: dict[str, str] = {}
-        #: The articles (by path) in each scope's feeds, as last described.
+        #: The articles (by path) in each scope's subscription feeds, as last described.
         self._members: dict[Scope, frozenset[str]] = {}
-        #: Fingerprint of each article seen in a feed, or edited, by path.
-        self._articles: dict[str, str] = {}
+        #: Every public article, by path; None until the first look has read them all.
+        self._known: dict[str, _Seen] | None = None
+        #: Archive documents to look at after the subscription feeds: the months articles left or
+        #: joined, with the articles that joined each and whether it held one before.
+        self._archives_due: dict[Scope, tuple[set[str], bool]] = {}
         self._load()
 
     def look(self, bundles: Collection[str] | None) -> Changes:
-        """Describes the scopes the change may touch, renders those whose description changed, and
-        says which documents changed bytes. `bundles` names the bundles ("section/slug") changed
-        since the last look, or is None when anything may have changed.
+        """Describes the subscription feeds the change may touch, renders those whose description
+        changed, and says which documents changed bytes. `bundles` names the bundles ("section/slug")
+        changed since the last look, or is None when anything may have changed. The archive
+        documents it touched are looked at by `look_at_archives`, next.
 
         With no state at all (a first start), everything is taken as it is: nothing is announced.
         Raises IndexUnavailable if the index cannot be read; nothing is recorded then.
@@ -96,9 +126,16 @@ class ChangeTracker:
         baseline = not self._documents
         version = self.publisher.store.version()
         now = self.publisher.clock()
+        zone = ZoneInfo(self.publisher.store.site().timezone)
         articles_changed: set[str] = set()
-        if bundles is None or not self._members:
+        if bundles is None or self._known is None:
             scopes = self._every_scope(now)
+            everything = self._every_article(now, zone)
+            if self._known is not None:
+                for path in self._known.keys() | everything.keys():
+                    if self._moved(path, self._known.get(path), everything.get(path)):
+                        articles_changed.add(path)
+            self._known = everything
         else:
             scopes = {Scope()}
             for bundle in bundles:
@@ -106,23 +143,26 @@ class ChangeTracker:
                 scopes.update(scope for scope, members in self._members.items() if path in members)
                 section, _, slug = bundle.partition("/")
                 try:
-                    article = self.publisher.store.article(section, slug, now)
+                    seen: _Seen | None = _seen(self.publisher.store.article(section, slug, now), zone)
                 except NotFound:
-                    self._articles.pop(path, None)
+                    seen = None
+                before = self._known.get(path)
+                for one in (before, seen):
+                    scopes.update(() if one is None else one.scopes)
+                if self._moved(path, before, seen):
                     articles_changed.add(path)
-                    continue
-                scopes.add(Scope(section=article.section))
-                scopes.update(Scope(topic=topic.slug) for topic in article.topics)
-                if self._note_article(article):
-                    articles_changed.add(path)
+                if seen is None:
+                    self._known.pop(path, None)
+                else:
+                    self._known[path] = seen
         changed: list[str] = []
         gone: list[str] = []
         keys: set[str] = set()
         rendered = 0
         for scope in sorted(scopes, key=lambda scope: scope.feed_path):
-            before = len(changed) + len(gone)
-            rendered += self._look_at(scope, changed, gone, articles_changed)
-            if len(changed) + len(gone) > before:
+            before_count = len(changed) + len(gone)
+            rendered += self._look_at(scope, changed, gone)
+            if len(changed) + len(gone) > before_count:
                 keys.add(edge.page_key(scope.page_path))
         keys.update(edge.article_key(path) for path in articles_changed)
         keys.update(f"feed:{document}" for document in (*changed, *gone))
@@ -133,6 +173,70 @@ class ChangeTracker:
         if changed or gone or baseline:
             self._save()
         return Changes(version, tuple(changed), tuple(gone), frozenset(keys), len(scopes), rendered)
+
+    def look_at_archives(self) -> Changes:
+        """The archive documents the last look touched: those that changed, came or went, and the
+        neighbours of a month that came or went (their prev-archive and next-archive links)."""
+        version = self.publisher.store.version()
+        now = self.publisher.clock()
+        zone = ZoneInfo(self.publisher.store.site().timezone)
+        due, self._archives_due = self._archives_due, {}
+        changed: set[Scope] = set()
+        gone: set[Scope] = set()
+        for archive in sorted(due, key=lambda scope: scope.feed_path):
+            joined, held = due[archive]
+            try:
+                feed = self.publisher.feed(archive, self.base_url)
+            except NotFound:
+                if held:
+                    gone.add(archive)
+                    changed.update(self._neighbours_of_gone(archive, now, zone))
+                continue
+            changed.add(archive)
+            if not held and all(article.path in joined for article in feed.articles):
+                # A month that came: its neighbours now link to it.
+                months = (feed.archive.previous, feed.archive.following)
+                changed.update(archive.current.archive(month) for month in months if month is not None)
+        changed -= gone
+        documents = [archive.document_path(f.file_name) for archive in sorted(changed, key=_path) for f in FORMATS]
+        went = [archive.document_path(f.file_name) for archive in sorted(gone, key=_path) for f in FORMATS]
+        keys = {f"feed:{document}" for document in (*documents, *went)}
+        keys.update(edge.page_key(archive.page_path) for archive in changed | gone)
+        return Changes(version, tuple(documents), tuple(went), frozenset(keys), len(due), 0)
+
+    def _neighbours_of_gone(self, archive: Scope, now: datetime, zone: ZoneInfo) -> set[Scope]:
+        if archive.month is None:
+            return set()
+        start, end = month_span(archive.month, zone)
+        older, newer = self.publisher.store.published_near(start, end, now, archive.section, archive.topic)
+        return {archive.current.archive(month_of(moment, zone)) for moment in (older, newer) if moment is not None}
+
+    def _moved(self, path: str, before: _Seen | None, after: _Seen | None) -> bool:
+        """Records which archive documents an article's change touches; True if it changed at all."""
+        if before == after:
+            return False
+        for archive in set() if before is None else before.archives():
+            joined, _ = self._archives_due.get(archive, (set(), True))
+            self._archives_due[archive] = (joined, True)
+        for archive in set() if after is None else after.archives():
+            joined, held = self._archives_due.get(archive, (set(), False))
+            if before is None or archive not in before.archives():
+                joined.add(path)
+            else:
+                held = True
+            self._archives_due[archive] = (joined, held)
+        return True
+
+    def _every_article(self, now: datetime, zone: ZoneInfo) -> dict[str, _Seen]:
+        """Every public article, read month by month through the site's archive."""
+        found: dict[str, _Seen] = {}
+        newest = self.publisher.store.latest(now, 1)
+        month = None if not newest else month_of(newest[0].published, zone)
+        while month is not None:
+            feed = self.publisher.feed(Scope(month=month), self.base_url)
+            found.update((article.path, _seen(article, zone)) for article in feed.articles)
+            month = feed.archive.previous
+        return found
 
     def _every_scope(self, now: datetime) -> set[Scope]:
         store = self.publisher.store
@@ -146,7 +250,7 @@ class ChangeTracker:
                 scopes.add(_scope_of(feed_path))
         return scopes
 
-    def _look_at(self, scope: Scope, changed: list[str], gone: list[str], articles_changed: set[str]) -> int:
+    def _look_at(self, scope: Scope, changed: list[str], gone: list[str]) -> int:
         """Adds the scope's documents whose bytes changed to `changed` (or that went, to `gone`);
         returns how many were rendered."""
         documents = [scope.document_path(format_.file_name) for format_ in FORMATS]
@@ -159,9 +263,6 @@ class ChangeTracker:
                 gone.extend(document for document in documents if self._documents.pop(document, None))
             return 0
         self._members[scope] = frozenset(article.path for article in feed.articles)
-        for article in feed.articles:
-            if self._note_article(article):
-                articles_changed.add(article.path)
         described = fingerprint(feed)
         if self._scopes.get(feed.scope.feed_path) == described and all(d in self._documents for d in documents):
             return 0
@@ -178,13 +279,6 @@ class ChangeTracker:
                 self._documents[document] = digest
         self._scopes[scope.feed_path] = described
         return len(digests)
-
-    def _note_article(self, article: Article) -> bool:
-        """Records an article's fingerprint; True if it differs from a known earlier one."""
-        described = fingerprint(article)
-        before = self._articles.get(article.path)
-        self._articles[article.path] = described
-        return before is not None and before != described
 
     # -- the state file ----------------------------------------------------------
 
@@ -218,6 +312,15 @@ class ChangeTracker:
             log.warning("cannot record what was announced: %s", error)
             with contextlib.suppress(OSError):
                 temporary.unlink()
+
+
+def _seen(article: Article, zone: ZoneInfo) -> _Seen:
+    topics = tuple(topic.slug for topic in article.topics)
+    return _Seen(fingerprint(article), month_of(article.published, zone), article.section, topics)
+
+
+def _path(scope: Scope) -> str:
+    return scope.feed_path
 
 
 def _scope_of(feed_path: str) -> Scope:

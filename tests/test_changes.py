@@ -8,8 +8,10 @@ import pytest
 from flask import Flask
 
 from feeds import create_app
+from feeds.announcer import Announcer
 from feeds.changes import ChangeTracker
 from feeds.formats import FORMATS
+from feeds.notify import Notifier
 from feeds.publisher import Publisher
 
 from .conftest import Clock, Newsroom
@@ -118,3 +120,75 @@ def test_documents_are_compared_at_the_configured_base_url(
     # A state file from another base URL says nothing about these bytes: taken as they are.
     ChangeTracker(publisher, tmp_path / "state.json").look(None)
     assert not ChangeTracker(other, tmp_path / "state.json").look(None)
+
+
+def test_an_edit_changes_its_month_in_every_scope_and_no_other_month(
+    room: Newsroom, publisher: Publisher, tracker: ChangeTracker
+) -> None:
+    assert not tracker.look_at_archives()
+    edit(room, publisher, title="Gos hafið")
+    tracker.look(frozenset({"innlent/gos"}))
+    changes = tracker.look_at_archives()
+    assert set(changes.documents) == documents(
+        "/feeds/archive/2026-10",
+        "/feeds/innlent/archive/2026-10",
+        "/feeds/topics/eldgos/archive/2026-10",
+        "/feeds/topics/reykjanes/archive/2026-10",
+    )
+    assert "page:/innlent/archive/2026-10/" in changes.keys and not changes.gone
+    edit(room, publisher, title="Gos hafið")  # the same bytes again
+    tracker.look(frozenset({"innlent/gos"}))
+    assert not tracker.look_at_archives()
+
+
+def test_a_month_that_comes_or_goes_changes_its_neighbours(
+    room: Newsroom, publisher: Publisher, tracker: ChangeTracker
+) -> None:
+    edit(room, publisher, date="2026-08-15T12:00:00Z")  # October loses its only article; August gains it
+    tracker.look(frozenset({"innlent/gos"}))
+    changes = tracker.look_at_archives()
+    assert set(changes.gone) == documents(
+        "/feeds/archive/2026-10",
+        "/feeds/innlent/archive/2026-10",
+        "/feeds/topics/eldgos/archive/2026-10",
+        "/feeds/topics/reykjanes/archive/2026-10",
+    )
+    assert set(changes.documents) == documents(
+        "/feeds/archive/2026-08",
+        # September's links change twice: its newer neighbour went, and an older one came.
+        "/feeds/archive/2026-09",
+        "/feeds/innlent/archive/2026-08",
+        "/feeds/topics/eldgos/archive/2026-08",
+        "/feeds/topics/reykjanes/archive/2026-08",
+    )
+
+
+def test_a_whole_pass_finds_archive_changes_too(room: Newsroom, publisher: Publisher, tracker: ChangeTracker) -> None:
+    room.article("erlent", "kosning", title="Kosning lokið", date="2026-09-01T12:00:00Z", topics=["Kosningar"])
+    publisher.sync_now(10)
+    tracker.look(None)
+    assert set(tracker.look_at_archives().documents) == documents(
+        "/feeds/archive/2026-09", "/feeds/erlent/archive/2026-09", "/feeds/topics/kosningar/archive/2026-09"
+    )
+
+
+def test_an_embargo_lifting_is_looked_at_as_the_articles_it_opens(
+    room: Newsroom, publisher: Publisher, clock: Clock, tmp_path: Path
+) -> None:
+    room.article("erlent", "seinna", title="Seinna", date="2026-11-02T12:00:00Z")  # a day after NOW
+    publisher.sync_now(10)
+    announcer = Announcer(ChangeTracker(publisher, tmp_path / "state.json"), Notifier([], []), None)
+    announcer._look()  # the first look: taken as it is
+    clock.advance(days=2)
+    announcer._release_at = 0.0  # its time has come (the announcer's thread waits for it)
+    announcer._look()
+    feeds, months = announcer.announced
+    assert set(feeds.documents) == documents("/feeds", "/feeds/erlent")
+    assert feeds.scopes_looked_at == 2  # only the scopes of the article that became public
+    # A month that came, and its older neighbours, which now link to it.
+    assert set(months.documents) == documents(
+        "/feeds/archive/2026-11",
+        "/feeds/erlent/archive/2026-11",
+        "/feeds/archive/2026-10",
+        "/feeds/erlent/archive/2026-09",
+    )
