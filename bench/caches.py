@@ -46,7 +46,6 @@ def start_varnish(origin_port: int, work: Path, port: int | None = None, memory_
     command = [
         binary, "-F", "-j", "none", "-n", str(work / "varnish"), "-a", f"{HOST}:{port}", "-f", str(vcl),
         "-s", f"malloc,{memory_mb}m", "-T", f"{HOST}:{free_port()}",
-        "-p", "thread_pool_min=20", "-p", "thread_pools=1",
     ]  # fmt: skip
     return servers.start("varnish", port, command, dict(os.environ), work / "varnishd.log")
 

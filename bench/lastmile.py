@@ -124,7 +124,9 @@ def _start(content: Path, run_dir: Path) -> _Stack:
     _wait_for_line(origin, log, "announcing every change from version", 1800)
     print(f"service: announcing after {time.monotonic() - started:.0f} s", flush=True)
     origin.wait_idle(120)
-    varnish = caches.start_varnish(origin_port, work / "varnish", port=varnish_port)
+    # Room for every document the hub fetches (a month of the site's archive is megabytes), so
+    # that nothing polled is pushed out and fetched again.
+    varnish = caches.start_varnish(origin_port, work / "varnish", port=varnish_port, memory_mb=512)
     varnish.wait_ready(FEED, 60)
     subscriber = websub.Subscriber().start()
     section = corpus.newest_bundle(content).parent.name
@@ -222,9 +224,13 @@ def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
     for document in POLLED:  # every copy polled below is in the cache before counting starts
         for headers in ({}, {"Accept-Encoding": "gzip"}):
             load.probe(stack.varnish.url(document), headers)
+    # The hub's fetches after the last edit (big archive months among them) are over first.
+    before, deadline = -1, time.monotonic() + 60
+    while (count := stack.origin_requests()) != before and time.monotonic() < deadline:
+        before = count
+        time.sleep(2.0)
     log = stack.origin_log
     offset = log.stat().st_size
-    before = stack.origin_requests()
     connection = http.client.HTTPConnection(servers.HOST, stack.varnish.port, timeout=30)
     statuses: dict[int, int] = {}
     started = time.perf_counter()
@@ -251,20 +257,23 @@ def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
         reached = stack.origin_requests() - before
         with open(log, "rb") as text:
             text.seek(offset)
-            announced = [int(n) for n in re.findall(rb"(\d+) (?:feed|archive) documents changed bytes", text.read())]
+            found = re.findall(rb"version (\(\d+, \d+\)): (\d+) (?:feed|archive) documents changed bytes", text.read())
     finally:
         connection.close()
         path.write_bytes(original)
-    versions = sum(announced)
+    versions = sum(int(count) for _, count in found)
+    edits = len({version for version, _ in found})
     results.add(f"requests that reached the origin per {POLLS:,} polls through Varnish", str(reached),
-                f"{len(announced)} edits among the polls made {versions} new document versions (the hub "
-                f"fetches each one it is told of, gzip; the polls ask for 3 documents, plain and gzip): "
-                f"at most one request per document version and representation = {versions + 3 * len(announced)}; "
+                f"{edits} edits among the polls made {versions} new document versions, feeds and archive "
+                f"months (the hub fetches each one it is told of, gzip; the polls ask for 3 of them plain "
+                f"too): at most one request per document version and representation = {versions + 3 * edits}; "
                 f"statuses {statuses}; {took:.1f} s")  # fmt: skip
 
 
 def _throughput(stack: _Stack, work: Path, seconds: int, results: LastMile) -> None:
-    """wrk against the cached feed through Varnish, and against nginx serving the same bytes as files."""
+    """wrk against the cached feed through Varnish, and against nginx serving the same bytes as files:
+    alternated, each twice, each time once the origin is idle (its indexer rescans a 100k newsroom
+    every minute, for many seconds, on the same two cores); the better run of each counts."""
     url = stack.varnish.url(FEED)
     plain = load.probe(url)
     squeezed = load.probe(url, {"Accept-Encoding": "gzip"})
@@ -272,28 +281,27 @@ def _throughput(stack: _Stack, work: Path, seconds: int, results: LastMile) -> N
     (docroot / "feeds").mkdir(parents=True, exist_ok=True)
     (docroot / "feeds" / "rss.xml").write_bytes(plain.body)
     (docroot / "feeds" / "rss.xml.gz").write_bytes(gzip.compress(plain.body, 9))
-    measured: dict[str, dict[str, load.WrkResult]] = {}
-    for name, server_url in (("Varnish", url),):
-        measured[name] = _wrk(server_url, seconds)
     static = servers.start_nginx(docroot, work / "nginx-static" / "prefix")
     static.wait_ready(FEED, 30)
-    measured["nginx static"] = _wrk(static.url(FEED), seconds)
-    static.stop()
-    for request in ("plain", "gzip"):
-        varnish, nginx = measured["Varnish"][request], measured["nginx static"][request]
+    for request, headers, size in (
+        ("plain", {}, len(plain.body)),
+        ("gzip", {"Accept-Encoding": "gzip"}, len(squeezed.body)),
+    ):
+        best: dict[str, load.WrkResult] = {}
+        for _ in range(2):
+            for name, server_url in (("Varnish", url), ("nginx static", static.url(FEED))):
+                stack.origin.wait_idle(90)
+                load.wrk(server_url, 1, headers)  # warm-up
+                result = load.wrk(server_url, seconds, headers)
+                if name not in best or result.requests_per_second > best[name].requests_per_second:
+                    best[name] = result
+        varnish, nginx = best["Varnish"], best["nginx static"]
         ratio = varnish.requests_per_second / nginx.requests_per_second if nginx.requests_per_second else 0.0
-        size = len(plain.body) if request == "plain" else len(squeezed.body)
         results.add(f"cached feed through Varnish vs nginx static ({request})", f"{ratio:.2f}×",
-                    f"{varnish.requests_per_second:,.0f} vs {nginx.requests_per_second:,.0f} req/s; p50 "
-                    f"{varnish.p50:.2f} vs {nginx.p50:.2f} ms; {size:,} B; target ≥ 0.9×")  # fmt: skip
-
-
-def _wrk(url: str, seconds: int) -> dict[str, load.WrkResult]:
-    found = {}
-    for request, headers in (("plain", {}), ("gzip", {"Accept-Encoding": "gzip"})):
-        load.wrk(url, 1, headers)  # warm-up
-        found[request] = load.wrk(url, seconds, headers)
-    return found
+                    f"{varnish.requests_per_second:,.0f} vs {nginx.requests_per_second:,.0f} req/s (better of two "
+                    f"{seconds} s runs each); p50 {varnish.p50:.2f} vs {nginx.p50:.2f} ms; {size:,} B; "
+                    f"target ≥ 0.9×")  # fmt: skip
+    static.stop()
 
 
 def _percentile(values: list[float | None], share: int) -> float | None:
