@@ -116,16 +116,11 @@ class Indexer:
         reported = self.files.take_damage_report()
         if problem is not None or reported is None or reported[0] != self.writer.generation:
             return problem
-        # A fresh connection: this one's page cache may still hold good copies of damaged pages.
-        try:
-            with contextlib.closing(open_reader(self.writer.path)) as fresh:
-                row = fresh.execute("PRAGMA quick_check").fetchone()
-        except (sqlite3.Error, FeedsError) as error:
-            row = (str(error),)
-        if row is not None and row[0] == "ok":
+        problem = check_thoroughly(self.writer.path, "quick_check")
+        if problem is None:
             log.info("a reader reported damage (%s), but the index passes its check", reported[1])
             return None
-        return f"a reader found it damaged ({reported[1]}); quick_check: {row[0] if row else 'no answer'}"
+        return f"a reader found it damaged ({reported[1]}); {problem}"
 
     def full_pass(self, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         writer = self._writer()
@@ -237,6 +232,20 @@ class Indexer:
             log.warning("cannot record the indexer's status: %s", error)
             with contextlib.suppress(OSError):
                 temporary.unlink()
+
+
+def check_thoroughly(path: Path, pragma: str = "integrity_check") -> str | None:
+    """What SQLite's own check finds wrong with a database file, or None if it is sound.
+
+    A fresh connection, so that no page cache hides damage on disk. `integrity_check` also
+    finds an index that no longer matches its table, which queries would read without an error.
+    """
+    try:
+        with contextlib.closing(open_reader(path)) as fresh:
+            row = fresh.execute(f"PRAGMA {pragma}(1)").fetchone()
+    except (sqlite3.Error, FeedsError) as error:
+        return f"{pragma}: {error}"
+    return None if row is not None and row[0] == "ok" else f"{pragma}: {row[0] if row else 'no answer'}"
 
 
 def damage_of_open(writer: Writer) -> str | None:

@@ -9,6 +9,7 @@ A failure (a full or read-only disk) is retried with backoff, and no change wait
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -25,13 +26,15 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 
 from .errors import FeedsError
-from .indexer import Indexer, IndexerBusy
+from .indexer import Indexer, IndexerBusy, check_thoroughly
 from .scanner import SyncReport
 
 log = logging.getLogger(__name__)
 
 #: How long the loop waits for more notifications before syncing what it has.
 DEBOUNCE_SECONDS = 0.005
+#: How often the whole index file is checked (tables against their indexes), in the background.
+INTEGRITY_SECONDS = 3600.0
 #: How long a sync waits for the rest of a rename when a bundle it is to read has gone.
 MOVE_WAIT_SECONDS = 0.05
 #: How long a closed file must go without another notification before its close vouches for it.
@@ -92,9 +95,18 @@ class Watcher:
     """Runs until `stop` is set: the one owner of an index's freshness."""
 
     def __init__(
-        self, indexer: Indexer, content_dir: Path, rescan_seconds: float, on_sync: OnSync | None = None
+        self,
+        indexer: Indexer,
+        content_dir: Path,
+        rescan_seconds: float,
+        on_sync: OnSync | None = None,
+        integrity_seconds: float = INTEGRITY_SECONDS,
     ) -> None:
         self.indexer = indexer
+        self.integrity_seconds = integrity_seconds
+        #: The whole-file check running beside the loop, and when the next one is due (monotonic).
+        self._integrity: tuple[Path, concurrent.futures.Future[str | None]] | None = None
+        self._integrity_due = time.monotonic() + integrity_seconds
         self.content_dir = content_dir
         self.rescan_seconds = rescan_seconds
         self.on_sync = on_sync
@@ -168,6 +180,8 @@ class Watcher:
         if problem is None and damaged:
             problem = "writing to it failed: the database is damaged"
         if problem is None:
+            problem = self._integrity_problem()
+        if problem is None:
             if not (work.everything or work.bundles or work.deferred):
                 self.indexer.confirm()
             return None
@@ -177,6 +191,24 @@ class Watcher:
             report = self.indexer.rebuild(problem, self._recently_closed())
         work.done(report, whole=True)
         return report
+
+    def _integrity_problem(self) -> str | None:
+        """What the last whole-file check found, if it found anything; starts the next one when due.
+
+        It runs in a thread of its own, on its own connection, so that the loop goes on meanwhile:
+        at 100,000 articles it reads hundreds of megabytes.
+        """
+        running, self._integrity = self._integrity, None
+        if running is not None and not running[1].done():
+            self._integrity = running
+            return None
+        writer = self.indexer.writer
+        # A check of a generation since replaced says nothing about the current one.
+        found = None if running is None or writer is None or running[0] != writer.path else running[1].result()
+        if writer is not None and time.monotonic() >= self._integrity_due:
+            self._integrity_due = time.monotonic() + self.integrity_seconds
+            self._integrity = (writer.path, _in_background(check_thoroughly, writer.path))
+        return found
 
     def _keep_watching(self, work: _Work) -> None:
         """Starts the notifications again if their thread died; a whole pass covers the gap."""
@@ -320,6 +352,20 @@ class Watcher:
         return list(parts)
 
 
+def _in_background(check: Callable[[Path], str | None], path: Path) -> concurrent.futures.Future[str | None]:
+    """Runs `check(path)` in a daemon thread (it must never hold the process open at exit)."""
+    future: concurrent.futures.Future[str | None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(check(path))
+        except Exception as error:  # handed to whoever reads the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="feeds-integrity", daemon=True).start()
+    return future
+
+
 def _corrupt(error: BaseException) -> bool:
     """Whether an error says the database itself is damaged, rather than the disk full or read-only."""
     if isinstance(error, sqlite3.OperationalError):
@@ -335,7 +381,12 @@ def _entries(folder: str) -> list[str]:
 
 
 def watch(
-    indexer: Indexer, content_dir: Path, rescan_seconds: float, stop: threading.Event, on_sync: OnSync | None = None
+    indexer: Indexer,
+    content_dir: Path,
+    rescan_seconds: float,
+    stop: threading.Event,
+    on_sync: OnSync | None = None,
+    integrity_seconds: float = INTEGRITY_SECONDS,
 ) -> None:
     """Takes the index's lock, waiting while another indexer holds it, and keeps the index current
     until `stop` is set; `on_sync` hears of every successful sync."""
@@ -352,7 +403,7 @@ def watch(
     else:
         return
     try:
-        Watcher(indexer, content_dir, rescan_seconds, on_sync).run(stop)
+        Watcher(indexer, content_dir, rescan_seconds, on_sync, integrity_seconds).run(stop)
     finally:
         indexer.release()
 
