@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import corpus, inprocess, load, report, servers
+from . import corpus, inprocess, lastmile, load, report, servers
 from .report import GUNICORN_SERVICE, GZIP, NAIVE, NGINX, NOT_MODIFIED, PLAIN, SERVICE, Measurement, Results, Row
 
 FEED = "/feeds/rss.xml"
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         for label in ["1k"] if options.quick else list(SIZES):
             results.corpora.append(label)
             _bench_corpus(label, work, run, options, results)
+        if not options.quick:
+            # Save → subscriber and save → visible through Varnish, on the largest corpus.
+            results.sections.append(lastmile.run(work, label="100k", edits=20, seconds=options.seconds).markdown())
     finally:
         servers.stop_all()
     results.elapsed_s = time.monotonic() - _started

@@ -85,6 +85,8 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Whole Markdown sections measured in the same run by other modules (the last mile).
+    sections: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def row(self, corpus: str, server: str, request: str) -> Row | None:
@@ -271,6 +273,7 @@ def write_markdown(path: Path, results: Results) -> None:
         "",
         *measurement_table(results.measurements),
         "",
+        *(line for section in results.sections for line in ("#" + section.strip(), "")),
     ]
     if results.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in results.notes), ""]
