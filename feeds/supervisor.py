@@ -7,6 +7,7 @@ granian in turn restarts a web worker that dies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -29,6 +30,9 @@ FIRST_PAUSE_SECONDS, LONGEST_PAUSE_SECONDS = 0.2, 10.0
 HEALTHY_SECONDS = 30.0
 #: How long a child is given to stop after SIGTERM before it is killed.
 STOP_SECONDS = 10.0
+#: How long granian lets a worker finish its requests on stop before it kills it (the default
+#: waits on idle keep-alive connections, past our own STOP_SECONDS).
+WORKERS_KILL_SECONDS = 3
 #: How soon granian replaces a dead worker (its default is 3.5 s).
 RESPAWN_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
@@ -67,9 +71,11 @@ class Child:
             self.start()
 
     def stop(self) -> None:
+        """Stops the process, and whatever it started that outlives it (a killed server's workers)."""
         process = self.process
         if process is None or process.poll() is not None:
             return
+        started = _descendants(process.pid)
         process.terminate()
         try:
             process.wait(STOP_SECONDS)
@@ -77,6 +83,9 @@ class Child:
             log.error("%s did not stop in %.0f s; killing it", self.name, STOP_SECONDS)
             process.kill()
             process.wait()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def indexer_child(app_import: str) -> Child:
@@ -92,7 +101,8 @@ def commands(app_import: str, host: str, port: int, workers: int) -> list[Child]
         Child("server", [
             granian, "--interface", "wsgi", "--host", host, "--port", str(port), "--workers", str(workers),
             "--blocking-threads", "1", "--http", "1", "--no-ws", "--runtime-mode", "st",
-            "--respawn-failed-workers", "--respawn-interval", str(RESPAWN_SECONDS), app_import + ":app",
+            "--respawn-failed-workers", "--respawn-interval", str(RESPAWN_SECONDS),
+            "--workers-kill-timeout", str(WORKERS_KILL_SECONDS), app_import + ":app",
         ]),
     ]  # fmt: skip
 
@@ -121,6 +131,24 @@ def supervise(children: list[Child], stop: threading.Event | None = None) -> int
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (taken while they still have their parents)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, waiting = [], [pid]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            found.append(child)
+            waiting.append(child)
+    return found
 
 
 def _die_with(parent: int) -> None:
