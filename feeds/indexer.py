@@ -185,7 +185,8 @@ class Indexer:
         return report
 
     def _salvage(self, old: Writer, new: Writer) -> None:
-        problem = damage_of_open(old)
+        # The open connection still reads the old file whole, even though it was deleted.
+        problem = check(old.connection)
         if problem is not None:
             log.info("not copying the old index: %s", problem)
             return
@@ -194,7 +195,7 @@ class Indexer:
         except sqlite3.Error as error:
             log.info("not copying the old index: %s", error)
             return
-        if new.connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+        if check(new.connection) is not None:
             log.info("the old index's copy failed its check; reading everything from content/")
             new.connection.executescript(
                 "DELETE FROM bundle; DELETE FROM topic; DELETE FROM section; DELETE FROM meta;"
@@ -241,20 +242,20 @@ def check_thoroughly(path: Path, pragma: str = "integrity_check") -> str | None:
     finds an index that no longer matches its table, which queries would read without an error.
     """
     try:
-        with contextlib.closing(open_reader(path)) as fresh:
-            row = fresh.execute(f"PRAGMA {pragma}(1)").fetchone()
+        fresh = open_reader(path)
     except (sqlite3.Error, FeedsError) as error:
         return f"{pragma}: {error}"
-    return None if row is not None and row[0] == "ok" else f"{pragma}: {row[0] if row else 'no answer'}"
+    with contextlib.closing(fresh):
+        return check(fresh, pragma)
 
 
-def damage_of_open(writer: Writer) -> str | None:
-    """Whether the open connection still reads a sound database, even if its file was deleted."""
+def check(connection: sqlite3.Connection, pragma: str = "quick_check") -> str | None:
+    """What SQLite's check finds wrong with the database as this connection reads it, or None."""
     try:
-        row = writer.connection.execute("PRAGMA quick_check").fetchone()
+        row = connection.execute(f"PRAGMA {pragma}(1)").fetchone()
     except sqlite3.Error as error:
-        return str(error)
-    return None if row and row[0] == "ok" else f"quick_check: {row[0] if row else 'no answer'}"
+        return f"{pragma}: {error}"
+    return None if row is not None and row[0] == "ok" else f"{pragma}: {row[0] if row else 'no answer'}"
 
 
 def indexer_alive(files: IndexFiles) -> bool:

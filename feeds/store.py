@@ -382,11 +382,6 @@ class Store:
         )
         return tuple(_problem(line) for _, error in rows for line in str(error).splitlines())
 
-    @_reading
-    def generation(self) -> int:
-        """The generation being read; raises IndexUnavailable if there is none."""
-        return self._db()[0]
-
     # -- connections -------------------------------------------------------------
 
     def _rows(self, sql: str, parameters: Iterable[object] = ()) -> list[Any]:
