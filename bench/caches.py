@@ -68,9 +68,7 @@ def varnish_counters(work: Path) -> dict[str, int]:
 def start_nginx_cache(origin_port: int, work: Path, port: int | None = None) -> Server:
     """nginx on a free loopback port with the shipped proxy_cache configuration aimed at `origin_port`."""
     port = port or free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi", "cache"):
-        (work / temp).mkdir(exist_ok=True)
+    (work / "cache").mkdir(parents=True, exist_ok=True)
     text = NGINX_CACHE.read_text()
     for old, new in (
         ("server 127.0.0.1:8000;", f"server {HOST}:{origin_port};"),
@@ -81,29 +79,8 @@ def start_nginx_cache(origin_port: int, work: Path, port: int | None = None) -> 
             raise RuntimeError(f"the shipped nginx configuration no longer has {old!r}; update bench/caches.py")
         text = text.replace(old, new)
     (work / "proxy-cache.conf").write_text(text)
-    config = work / "nginx.conf"
     # Workers of a master started by root run as "nobody", who may not reach a private work folder.
     user = "user root;" if os.geteuid() == 0 else ""
-    config.write_text(f"""
-daemon off;
-{user}
-master_process on;
-worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/client_body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    keepalive_requests 100000;
-    include {work}/proxy-cache.conf;
-}}
-""")
-    command = [servers.nginx_binary(), "-c", str(config), "-p", f"{work}/", "-e", f"{work}/error.log"]
-    server = servers.start("nginx cache", port, command, dict(os.environ), work / "stdout.log")
-    server.log = work / "error.log"
-    return server
+    http = f"""    keepalive_requests 100000;
+    include {work}/proxy-cache.conf;"""
+    return servers.start_nginx_with("nginx cache", port, work, http, user)

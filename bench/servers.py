@@ -175,31 +175,18 @@ def start_naive(content_dir: Path, cache_dir: Path, log: Path) -> Server:
 
 
 def start_nginx(docroot: Path, work: Path) -> Server:
-    """nginx on a free loopback port with its own prefix, config, pid file and error log under `work`."""
+    """nginx on a free loopback port serving `docroot` as static files."""
     port = free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (work / temp).mkdir(exist_ok=True)
     # Workers run as "nobody" when the master is root: let them read the document root.
     for folder in (docroot, *docroot.parents):
         if folder == Path("/tmp") or folder == Path("/"):
             break
         folder.chmod(folder.stat().st_mode | 0o755)
-    config = work / "nginx.conf"
-    config.write_text(f"""
-daemon off;
-master_process on;
-worker_processes {WORKERS};
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/client_body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
+    return start_nginx_with(
+        "nginx",
+        port,
+        work,
+        f"""
     types {{ application/rss+xml xml; }}
     default_type application/octet-stream;
     charset utf-8;
@@ -212,11 +199,37 @@ http {{
     server {{
         listen {HOST}:{port};
         root {docroot};
-    }}
+    }}""",
+    )
+
+
+def start_nginx_with(name: str, port: int, work: Path, http: str, user: str = "") -> Server:
+    """nginx with its own prefix, config, pid file, temp folders and error log under `work`, and `http`
+    inside its http block; `user` is an optional `user` directive."""
+    work.mkdir(parents=True, exist_ok=True)
+    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / temp).mkdir(exist_ok=True)
+    config = work / "nginx.conf"
+    config.write_text(f"""
+daemon off;
+{user}
+master_process on;
+worker_processes {WORKERS};
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/client_body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+{http}
 }}
 """)
     command = [nginx_binary(), "-c", str(config), "-p", f"{work}/", "-e", f"{work}/error.log"]
-    server = start("nginx", port, command, dict(os.environ), work / "stdout.log")
+    server = start(name, port, command, dict(os.environ), work / "stdout.log")
     server.log = work / "error.log"
     return server
 
