@@ -393,8 +393,7 @@ def test_workers_starting_while_the_index_is_built_never_fail(
     settings = {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "SETTLE_SECONDS": 0}
     statuses: list[int] = []
 
-    def worker() -> None:
-        client = create_app(settings, clock=clock).test_client()
+    def worker(client: FlaskClient) -> None:
         for _ in range(30):
             response = client.get("/feeds/rss.xml")
             statuses.append(response.status_code)
@@ -402,10 +401,14 @@ def test_workers_starting_while_the_index_is_built_never_fail(
                 assert len(feedparser.parse(response.data).entries) == 40
             time.sleep(0.01)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    # Apps are made here, not in the threads: Python 3.11's ast.parse, which werkzeug uses to compile
+    # routes, is not safe to run in several threads at once (a SystemError now and then).
+    clients = [create_app(settings, clock=clock).test_client() for _ in range(4)]
+    indexer_app = create_app(settings, clock=clock)
+    threads = [threading.Thread(target=worker, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
-    start_indexer(create_app(settings, clock=clock))
+    start_indexer(indexer_app)
     for thread in threads:
         thread.join()
     assert set(statuses) <= {200, 503}
