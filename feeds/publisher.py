@@ -253,17 +253,25 @@ class Publisher:
         return Listing(scope, title, description, articles, archive)
 
     def _articles(self, scope: Scope, site: Site, now: datetime) -> tuple[tuple[Article, ...], Archive]:
-        """The newest articles of a scope, or all of its month; and the document's archive neighbours.
+        """The articles of a subscription feed or of an archive month; and the document's neighbours.
 
-        Each public article is in exactly one month; the subscription feed's newest items are also
-        in their month's document, which its `prev-archive` names (RFC 5005 readers merge by id).
-        A subscription feed that holds every article of its scope names no archive.
+        Each public article is in exactly one month, and a reader who follows `prev-archive` from the
+        subscription feed meets each exactly once (RFC 5005): the subscription feed holds the newest
+        `feed_size` articles and the rest of the month the oldest of them was published in, and names
+        the month before that. It thus holds from `feed_size` up to `feed_size` - 1 plus one month of
+        its scope. One that holds every article of its scope names no archive.
         """
         zone = ZoneInfo(site.timezone)
         if scope.month is None:
             articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
-            whole = len(articles) < self.settings.feed_size
-            return articles, Archive(previous=None if whole else month_of(articles[0].published, zone))
+            if len(articles) < self.settings.feed_size:
+                return articles, Archive()
+            start, _ = month_span(month_of(articles[-1].published, zone), zone)
+            older, _ = self.store.published_near(start, start, now, scope.section, scope.topic)
+            if older is None:
+                return articles, Archive()
+            extended = self.store.between(start, now + timedelta(seconds=1), scope.section, scope.topic)
+            return extended, Archive(previous=month_of(older, zone))
         try:
             start, end = month_span(scope.month, zone)
         except ValueError:
