@@ -59,9 +59,23 @@ def test_a_missing_or_dropped_item_is_short() -> None:
     timeline, states = newsroom()
     assert judge(timeline, [item(s) for s in states[:2] + states[3:]], T) == "short"
     assert judge(timeline, [], T) == "short"
-    # A full feed cut at the limit: the oldest falls off, nothing newer may.
-    assert judge(timeline, [item(s) for s in states[:3]], T, limit=3) == "right"
-    assert judge(timeline, [item(s) for s in states[:2] + states[3:4]], T, limit=3) == "short"
+    # A full feed holds the rest of its oldest item's month: all five are of one month here.
+    assert judge(timeline, [item(s) for s in states[:3]], T, limit=3) == "short"
+    assert judge(timeline, [item(s) for s in states], T, limit=3) == "right"
+
+
+def test_a_full_feed_reaches_back_to_its_oldest_items_month_and_no_further() -> None:
+    day = 86400.0
+    timeline = Timeline(ALLOWANCE)
+    # T is 15 January 2027: two articles this month, two in December, two in November.
+    dates = [T - 1000, T - 2000, T - 20 * day, T - 21 * day, T - 50 * day, T - 51 * day]
+    states = [state(number, published=when) for number, when in enumerate(dates)]
+    for each in states:
+        timeline.begin(each.id, each)
+    assert judge(timeline, [item(s) for s in states[:4]], T, limit=3) == "right"
+    assert judge(timeline, [item(s) for s in states[:3]], T, limit=3) == "short"
+    assert judge(timeline, [item(s) for s in states], T, limit=3) == "stale"
+    assert judge(timeline, [item(s) for s in states[:2]], T, limit=2) == "right"
 
 
 def test_an_edit_may_show_late_only_within_the_allowance() -> None:

@@ -12,9 +12,10 @@ import bisect
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
-from .corpus import guid, slugify
+from .corpus import ZONE, guid, slugify
 
 INFINITY = float("inf")
 #: Worst first: an answer gets the category of its worst problem.
@@ -131,6 +132,12 @@ class Timeline:
             )
 
 
+def month_start(published: float) -> float:
+    """When the month a moment falls in began, in the newsroom's timezone, in seconds since the epoch."""
+    local = datetime.fromtimestamp(published, UTC).astimezone(ZONE)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
 def candidates(spans: list[Span], dones: list[float], since: float, until: float) -> list[State | None]:
     """The states an article may show in [since, until]: each lasts from its change's start to the next one's done."""
     first = bisect.bisect_left(dones, since, lo=1) - 1
@@ -212,9 +219,18 @@ class Checker:
                 if published > previous:
                     problems.append(("stale", f"{article_id} out of order"))
                 previous = last_published = published
-        if len(items) > self.limit:
-            problems.append(("stale", f"{len(items)} items, more than {self.limit}"))
+        # A subscription feed holds its newest `limit` items and the rest of the month the oldest of
+        # them was published in (RFC 5005: its prev-archive is the month before), so every article
+        # from that month's start on must be there, and none of an earlier month.
         cutoff = -INFINITY if len(items) < self.limit else (last_published if last_published is not None else INFINITY)
+        if len(items) >= self.limit and last_published is not None:
+            cutoff = month_start(last_published)
+            if len(items) > self.limit:
+                limit_th = items[self.limit - 1].guid.rpartition(":")[2]
+                spans = self.timeline.spans.get(limit_th)
+                states = [span.state for span in spans or () if span.state is not None]
+                if states and all(month_start(state.published) != cutoff for state in states):
+                    problems.append(("stale", f"{len(items)} items reach past the month of the {self.limit}th"))
         problems += self._missing(scope, seen, since, t0, t1, cutoff)
         return problems
 
