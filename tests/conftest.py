@@ -183,6 +183,45 @@ def xml(client: FlaskClient, url: str) -> etree._Element:
     return etree.fromstring(get_ok(client, url), etree.XMLParser(resolve_entities=False, no_network=True))
 
 
+def find(node: etree._Element, path: str) -> etree._Element:
+    """The first element at `path` (prefixes from NS); the test fails where there is none."""
+    found = node.find(path, NS)
+    assert found is not None, f"no {path} in {node.tag}"
+    return found
+
+
+def findtext(node: etree._Element, path: str) -> str:
+    """The text of the first element at `path` ('' for an empty one); the test fails where there is none."""
+    text = node.findtext(path, namespaces=NS)
+    assert text is not None, f"no {path} in {node.tag}"
+    return text
+
+
+def attribute(node: etree._Element, name: str) -> str:
+    """An attribute's value; the test fails where the element has no such attribute."""
+    value = node.get(name)
+    assert value is not None, f"no {name} on {node.tag}"
+    return value
+
+
+def xpath_elements(node: etree._Element, expression: str) -> list[etree._Element]:
+    """The elements an XPath expression (prefixes from NS) selects; the test fails on any other result."""
+    result = node.xpath(expression, namespaces=NS)
+    assert isinstance(result, list), result
+    elements = [item for item in result if isinstance(item, etree._Element)]
+    assert len(elements) == len(result), result
+    return elements
+
+
+def xpath_strings(node: etree._Element, expression: str) -> list[str]:
+    """The strings (attribute values, text) an XPath expression selects; the test fails on any other result."""
+    result = node.xpath(expression, namespaces=NS)
+    assert isinstance(result, list), result
+    strings = [item for item in result if isinstance(item, str)]
+    assert len(strings) == len(result), result
+    return strings
+
+
 def parsed(client: FlaskClient, url: str) -> Any:
     """The feed as feedparser (the library behind many readers) sees it."""
     response = client.get(url)

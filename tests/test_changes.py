@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -44,7 +45,7 @@ def tracker(publisher: Publisher, tmp_path: Path) -> ChangeTracker:
 
 
 def edit(room: Newsroom, publisher: Publisher, **changes: object) -> None:
-    meta: dict[str, object] = {"title": "Gos", "date": "2026-10-01T12:00:00Z", "topics": ["Eldgos", "Reykjanes"]}
+    meta: dict[str, Any] = {"title": "Gos", "date": "2026-10-01T12:00:00Z", "topics": ["Eldgos", "Reykjanes"]}
     meta.update(changes)
     room.article("innlent", "gos", **meta)
     publisher.sync_now(10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -92,7 +93,7 @@ def test_check_command_passes_on_clean_content(newsroom: Newsroom, app: Flask) -
         ({"id": "með bili"}, "id 'með bili' may hold only"),
     ],
 )
-def test_front_matter_mistakes_are_named(newsroom: Newsroom, app: Flask, meta: dict[str, object], reason: str) -> None:
+def test_front_matter_mistakes_are_named(newsroom: Newsroom, app: Flask, meta: dict[str, Any], reason: str) -> None:
     newsroom.article("innlent", "villa", **meta)
     result = app.test_cli_runner().invoke(args=["check"])
     assert result.exit_code == 1

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from lxml import etree, html
 
-from .conftest import NS, Newsroom, get_ok, parsed, xml
+from .conftest import NS, Clock, Newsroom, attribute, find, findtext, get_ok, parsed, xml, xpath_elements, xpath_strings
 
 PHOTOS = {"gos.jpg": (640, 427), "hraun.png": (300, 200), "folk.webp": (120, 90)}
 IMAGES = [
@@ -71,23 +72,23 @@ def atom_entry(client: FlaskClient, url: str = "/feeds/atom.xml") -> etree._Elem
 def test_rss_channel_describes_the_site_and_dates_itself_by_the_newest_item(
     eruption: Newsroom, client: FlaskClient
 ) -> None:
-    channel = xml(client, "/feeds/rss.xml").find("channel")
+    channel = find(xml(client, "/feeds/rss.xml"), "channel")
     assert channel.findtext("title") == "Fréttablaðið"
     assert channel.findtext("link") == "http://localhost/"
     assert channel.findtext("description") == "Fréttir á íslensku"
     assert channel.findtext("language") == "is"
     assert channel.findtext("ttl") == "15"
-    self_link = channel.find("atom:link[@rel='self']", NS)
+    self_link = find(channel, "atom:link[@rel='self']")
     assert self_link.get("href") == "http://localhost/feeds/rss.xml"
     assert self_link.get("type") == "application/rss+xml"
     # The newest item's date (its update), never the time of the request.
-    assert parsedate_to_datetime(channel.findtext("lastBuildDate")).isoformat() == "2024-03-17T08:00:00+00:00"
+    assert parsedate_to_datetime(findtext(channel, "lastBuildDate")).isoformat() == "2024-03-17T08:00:00+00:00"
 
 
 def test_rss_item_carries_text_authors_dates_and_topics(eruption: Newsroom, client: FlaskClient) -> None:
     item = rss_item(client)
     assert item.findtext("link") == "http://localhost/innlent/eldgos-hafid/"
-    guid = item.find("guid")
+    guid = find(item, "guid")
     assert guid.text == "tag:frettir.example.is,2024-03-16:2024-0316-gos"
     assert guid.get("isPermaLink") == "false"
     pub_date = item.findtext("pubDate")
@@ -103,31 +104,31 @@ def test_rss_item_carries_text_authors_dates_and_topics(eruption: Newsroom, clie
 def test_rss_body_shows_every_photo_as_a_figure_with_caption_and_credit(
     eruption: Newsroom, client: FlaskClient
 ) -> None:
-    body = html.fragment_fromstring(rss_item(client).findtext("content:encoded", namespaces=NS), create_parent="div")
+    body = html.fragment_fromstring(findtext(rss_item(client), "content:encoded"), create_parent="div")
     figures = body.findall(".//figure")
     # The lead photo opens the body, the placed one stands where it was placed, the last closes it.
-    sources = [figure.find("img").get("src") for figure in figures]
+    sources = [find(figure, "img").get("src") for figure in figures]
     assert sources == [
         "http://localhost/innlent/eldgos-hafid/gos.jpg",
         "http://localhost/innlent/eldgos-hafid/hraun.png",
         "http://localhost/innlent/eldgos-hafid/folk.webp",
     ]
     lead = figures[0]
-    assert (lead.find("img").get("width"), lead.find("img").get("height")) == ("640", "427")
-    assert lead.find("img").get("alt") == "Glóandi hraun að nóttu"
-    assert lead.find("figcaption").text.strip() == "Hraunið rennur til vesturs."
-    assert lead.find("figcaption/small").text == "Ljósmynd/Jón Pétursson"
-    assert figures[1].find("figcaption/small").text == "AFP/KCNA"
+    assert (find(lead, "img").get("width"), find(lead, "img").get("height")) == ("640", "427")
+    assert find(lead, "img").get("alt") == "Glóandi hraun að nóttu"
+    assert findtext(lead, "figcaption").strip() == "Hraunið rennur til vesturs."
+    assert find(lead, "figcaption/small").text == "Ljósmynd/Jón Pétursson"
+    assert find(figures[1], "figcaption/small").text == "AFP/KCNA"
     assert [element.text for element in body.findall(".//h2")] == ["Íbúar fluttir á brott"]
-    placed = body.xpath("./p[1]/following-sibling::*[1]")[0]
-    assert placed.tag == "figure" and placed.find("img").get("src").endswith("hraun.png")
+    placed = xpath_elements(body, "./p[1]/following-sibling::*[1]")[0]
+    assert placed.tag == "figure" and attribute(find(placed, "img"), "src").endswith("hraun.png")
 
 
 def test_rss_has_one_enclosure_the_lead_photo_measured_from_its_file(eruption: Newsroom, client: FlaskClient) -> None:
     enclosures = rss_item(client).findall("enclosure")
     assert len(enclosures) == 1
     lead = eruption.root / "innlent/eldgos-hafid/gos.jpg"
-    assert enclosures[0].attrib == {
+    assert dict(enclosures[0].attrib.items()) == {
         "url": "http://localhost/innlent/eldgos-hafid/gos.jpg",
         "length": str(lead.stat().st_size),
         "type": "image/jpeg",
@@ -144,7 +145,7 @@ def test_every_photo_is_its_own_media_content_with_caption_and_credit_inside(
     assert len(contents) == 3
     for content, image, (name, (width, height)) in zip(contents, IMAGES, PHOTOS.items(), strict=True):
         path = eruption.root / "innlent/eldgos-hafid" / name
-        assert content.attrib == {
+        assert dict(content.attrib.items()) == {
             "url": f"http://localhost/innlent/eldgos-hafid/{name}",
             "medium": "image",
             "type": {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[name.rsplit(".", 1)[1]],
@@ -152,16 +153,16 @@ def test_every_photo_is_its_own_media_content_with_caption_and_credit_inside(
             "height": str(height),
             "fileSize": str(path.stat().st_size),
         }
-        description = content.find("media:description", NS)
+        description = find(content, "media:description")
         assert (description.text, description.get("type")) == (image["caption"], "plain")
-        assert content.find("media:credit", NS).text == image["credit"]
+        assert find(content, "media:credit").text == image["credit"]
         # The thumbnail is the smallest rendition; a photo narrower than that is its own thumbnail.
-        thumbnail = content.find("media:thumbnail", NS)
+        thumbnail = find(content, "media:thumbnail")
         expected = (320, round(height * 320 / width)) if width > 320 else (width, height)
-        assert (int(thumbnail.get("width")), int(thumbnail.get("height"))) == expected
+        assert (int(attribute(thumbnail, "width")), int(attribute(thumbnail, "height"))) == expected
         if width > 320:
-            assert thumbnail.get("url").startswith("http://localhost/innlent/eldgos-hafid/320w-")
-            assert thumbnail.get("url").endswith(f"/{name}")
+            assert attribute(thumbnail, "url").startswith("http://localhost/innlent/eldgos-hafid/320w-")
+            assert attribute(thumbnail, "url").endswith(f"/{name}")
         else:
             assert thumbnail.get("url") == content.get("url")
 
@@ -190,14 +191,16 @@ def test_atom_entry_matches_rss_and_carries_enclosure_links(eruption: Newsroom, 
         "Reykjanesskagi",
         "Eldgos",
     ]
-    assert entry.find("atom:summary", NS).text.startswith("Eldgos hófst á Reykjanesskaga")
-    content = entry.find("atom:content", NS)
+    assert findtext(entry, "atom:summary").startswith("Eldgos hófst á Reykjanesskaga")
+    content = find(entry, "atom:content")
     assert content.get("type") == "html"
-    assert len(html.fragment_fromstring(content.text, create_parent="div").findall(".//figure")) == 3
-    alternate = entry.find("atom:link[@rel='alternate']", NS)
+    assert len(html.fragment_fromstring(findtext(entry, "atom:content"), create_parent="div").findall(".//figure")) == 3
+    alternate = find(entry, "atom:link[@rel='alternate']")
     assert alternate.get("href") == "http://localhost/innlent/eldgos-hafid/"
     enclosures = entry.findall("atom:link[@rel='enclosure']", NS)
-    assert [(link.get("href").rsplit("/", 1)[1], link.get("type"), link.get("title")) for link in enclosures] == [
+    assert [
+        (attribute(link, "href").rsplit("/", 1)[1], link.get("type"), link.get("title")) for link in enclosures
+    ] == [
         ("gos.jpg", "image/jpeg", "Hraunið rennur til vesturs. (Ljósmynd/Jón Pétursson)"),
         ("hraun.png", "image/png", "Gígaröðin séð úr lofti. (AFP/KCNA)"),
         ("folk.webp", "image/webp", "Fólk fylgist með úr fjarlægð. (AFP)"),
@@ -230,14 +233,14 @@ def test_feed_readers_see_the_same_article(eruption: Newsroom, client: FlaskClie
 @pytest.mark.parametrize("feed", ["/feeds/rss.xml", "/feeds/atom.xml"])
 def test_every_url_inside_a_feed_is_absolute(eruption: Newsroom, client: FlaskClient, feed: str) -> None:
     document = xml(client, feed)
-    urls = document.xpath("//@href | //@url | //link/text()", namespaces=NS)
+    urls = xpath_strings(document, "//@href | //@url | //link/text()")
     assert urls and all(url.startswith(("http://", "https://")) for url in urls), urls
-    for text in document.xpath("//content:encoded/text() | //atom:content/text()", namespaces=NS):
+    for text in xpath_strings(document, "//content:encoded/text() | //atom:content/text()"):
         fragment = html.fragment_fromstring(text, create_parent="div")
-        assert all(url.startswith("http") for url in fragment.xpath("//@href | //@src"))
+        assert all(url.startswith("http") for url in xpath_strings(fragment, "//@href | //@src"))
 
 
-def test_base_url_setting_prefixes_every_url(eruption: Newsroom, tmp_path, clock) -> None:
+def test_base_url_setting_prefixes_every_url(eruption: Newsroom, tmp_path: Path, clock: Clock) -> None:
     from feeds import create_app
 
     app = create_app(
@@ -250,7 +253,7 @@ def test_base_url_setting_prefixes_every_url(eruption: Newsroom, tmp_path, clock
         clock=clock,
     )
     document = xml(app.test_client(), "/feeds/atom.xml")
-    urls = document.xpath("//@href | //@url", namespaces=NS)
+    urls = xpath_strings(document, "//@href | //@url")
     assert all(url.startswith("https://cdn.example.is/frettir/") for url in urls), urls
 
 
@@ -266,7 +269,7 @@ def test_guid_survives_a_new_title_and_a_moved_bundle(newsroom: Newsroom, client
     before = xml(client, "/feeds/rss.xml").findtext("channel/item/guid")
     path.parent.rename(newsroom.root / "erlent" / "nytt-heiti")
     newsroom.article("erlent", "nytt-heiti", id="2024-0316-gos", date="2024-03-16T20:23:00Z", title="Nýr titill")
-    item = xml(client, "/feeds/rss.xml").find("channel/item")
+    item = find(xml(client, "/feeds/rss.xml"), "channel/item")
     assert item.findtext("title") == "Nýr titill"
     assert item.findtext("guid") == before == "tag:frettir.example.is,2024-03-16:2024-0316-gos"
 
@@ -285,11 +288,11 @@ def test_section_and_topic_feeds_hold_only_their_articles(eruption: Newsroom, cl
 
 
 def test_section_and_topic_feed_heads(eruption: Newsroom, client: FlaskClient) -> None:
-    channel = xml(client, "/feeds/innlent/rss.xml").find("channel")
+    channel = find(xml(client, "/feeds/innlent/rss.xml"), "channel")
     assert channel.findtext("title") == "Innlent – Fréttablaðið"
     assert channel.findtext("link") == "http://localhost/innlent/"
-    assert channel.find("atom:link", NS).get("href") == "http://localhost/feeds/innlent/rss.xml"
-    channel = xml(client, "/feeds/topics/nordur-korea/rss.xml").find("channel")
+    assert find(channel, "atom:link").get("href") == "http://localhost/feeds/innlent/rss.xml"
+    channel = find(xml(client, "/feeds/topics/nordur-korea/rss.xml"), "channel")
     assert channel.findtext("title") == "Norður-Kórea – Fréttablaðið"
     assert channel.findtext("link") == "http://localhost/topics/nordur-korea/"
 
@@ -310,7 +313,7 @@ def test_unknown_section_topic_or_format_is_404(eruption: Newsroom, client: Flas
 
 
 def test_empty_section_still_has_a_valid_feed(newsroom: Newsroom, client: FlaskClient) -> None:
-    channel = xml(client, "/feeds/erlent/rss.xml").find("channel")
+    channel = find(xml(client, "/feeds/erlent/rss.xml"), "channel")
     assert channel.findall("item") == []
     assert channel.find("lastBuildDate") is None
     feed = xml(client, "/feeds/erlent/atom.xml")

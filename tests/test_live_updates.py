@@ -128,7 +128,11 @@ def test_every_worker_sees_a_change(newsroom: Newsroom, worker: Flask, start_wor
     assert titles(second) == ["Fyrsta frétt", "Önnur frétt"]
     newsroom.article("innlent", "fyrsta", title="Breytt í öllum", date="2026-10-01T12:00:00Z")
     for app in [worker, second]:
-        wait_until(lambda app=app: titles(app)[:1] == ["Breytt í öllum"])
+
+        def changed(app: Flask = app) -> bool:
+            return titles(app)[:1] == ["Breytt í öllum"]
+
+        wait_until(changed)
 
 
 def test_a_second_indexer_waits_and_takes_over(

@@ -8,6 +8,8 @@ from lxml import html
 from feeds.markup import UnknownPhoto, absolutize, render_body
 from feeds.model import Image
 
+from .conftest import xpath_strings
+
 
 def photo(name: str) -> Image:
     return Image(
@@ -27,7 +29,7 @@ LEAD, SECOND, THIRD = photo("a.jpg"), photo("b.jpg"), photo("c.jpg")
 
 
 def figures(body: str) -> list[str]:
-    return html.fragment_fromstring(absolutize(body, ""), create_parent="div").xpath("//figure/img/@src")
+    return xpath_strings(html.fragment_fromstring(absolutize(body, ""), create_parent="div"), "//figure/img/@src")
 
 
 def test_a_photo_inside_a_paragraph_follows_that_paragraph() -> None:

@@ -220,11 +220,18 @@ def test_a_hub_that_hangs_never_delays_indexing(
         wait_until(lambda: app.test_client().get("/healthz").status_code == 200 and announcer.ready.is_set())
         for number in range(3):
             title = f"Breytt {number}"
+
+            def indexed(title: str = title) -> bool:
+                return titles(app) == [title, "Önnur frétt"]
+
+            def purged(number: int = number) -> bool:
+                return len(cache.of("PURGE")) > number
+
             room.article("innlent", "fyrsta", title=title, date="2026-10-01T12:00:00Z", topics=["Eldgos"])
             saved = time.monotonic()
-            wait_until(lambda title=title: titles(app) == [title, "Önnur frétt"])
+            wait_until(indexed)
             assert time.monotonic() - saved < 1.0, "indexing waited for the hub"
-            wait_until(lambda number=number: len(cache.of("PURGE")) > number, seconds=2.0)
+            wait_until(purged, seconds=2.0)
         # The hub got its first pings (one at a time, each taking 4 s); the caches every purge.
         assert hanging.received and hanging.received[0].form["hub.url"].startswith("https://frettir.example.is/feeds/")
     finally:

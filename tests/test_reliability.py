@@ -223,9 +223,11 @@ def test_a_damaged_index_is_rebuilt_while_readers_get_the_last_good_state(
             assert check_answer(client, url, expected[url])
     newsroom.article("innlent", "frett-1", title="Eftir viðgerð", id="frett-1", date="2026-11-01T00:00:00Z")
     for client in (first, fresh):
-        wait_until(
-            lambda client=client: titles(client)[:1] == ["Eftir viðgerð"], "an edit after the fault never showed"
-        )
+
+        def edited(client: FlaskClient = client) -> bool:
+            return titles(client)[:1] == ["Eftir viðgerð"]
+
+        wait_until(edited, "an edit after the fault never showed")
 
 
 def test_an_index_that_no_longer_matches_its_table_is_rebuilt(newsroom: Newsroom, clock: Clock, tmp_path: Path) -> None:

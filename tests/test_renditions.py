@@ -16,7 +16,7 @@ from PIL import Image
 
 from feeds.model import RENDITION_WIDTHS
 
-from .conftest import NS, Newsroom, get_ok, parsed, status, xml
+from .conftest import NS, Newsroom, attribute, find, get_ok, parsed, status, xml, xpath_strings
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -59,7 +59,7 @@ def srcset(client: FlaskClient, page: str = "/innlent/gos/") -> list[list[tuple[
     document = html.fromstring(get_ok(client, page))
     return [
         [(url, int(width.rstrip("w"))) for url, width in (item.split() for item in value.split(","))]
-        for value in document.xpath("//article//img/@srcset")
+        for value in xpath_strings(document, "//article//img/@srcset")
     ]
 
 
@@ -147,9 +147,9 @@ def test_media_thumbnail_is_the_smallest_rendition(photographed: Newsroom, clien
     lead = contents[0]
     assert lead.get("url") == "http://localhost/innlent/gos/gos.jpg"
     assert lead.get("fileSize") == str((photographed.root / "innlent/gos/gos.jpg").stat().st_size)
-    thumbnail = lead.find("media:thumbnail", NS)
+    thumbnail = find(lead, "media:thumbnail")
     assert (thumbnail.get("width"), thumbnail.get("height")) == ("320", "200")
-    with Image.open(io.BytesIO(get_ok(client, thumbnail.get("url").removeprefix("http://localhost")))) as image:
+    with Image.open(io.BytesIO(get_ok(client, attribute(thumbnail, "url").removeprefix("http://localhost")))) as image:
         assert image.size == (320, 200)
     assert parsed(client, url).entries[0].enclosures[0].href == "http://localhost/innlent/gos/gos.jpg"
 

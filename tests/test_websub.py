@@ -77,10 +77,11 @@ def test_a_dead_hub_changes_nothing_for_readers(room: Newsroom, tmp_path: Path) 
     for number in range(3):
         title = f"Gos, útgáfa {number}"
         room.article("innlent", "gos", title=title, date="2026-10-01T12:00:00Z", topics=["Eldgos"])
-        took = wait_for(
-            lambda title=title: title.encode() in load.probe(origin.url("/feeds/rss.xml")).body,
-            "the edit never showed",
-        )
+
+        def shown(title: str = title) -> bool:
+            return title.encode() in load.probe(origin.url("/feeds/rss.xml")).body
+
+        took = wait_for(shown, "the edit never showed")
         assert took < 1.0
     log = (tmp_path / "service.log").read_text()
     assert f"websub {dead}: http://127.0.0.1:{port}/feeds/rss.xml failed" in log
