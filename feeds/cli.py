@@ -84,6 +84,7 @@ def index_command(watch: bool) -> None:
             publisher.settings.rescan_seconds,
             stop,
             on_sync=None if announcer is None else announcer.changed,
+            verify_per_second=publisher.settings.verify_per_second,
         )
     finally:
         if announcer is not None:

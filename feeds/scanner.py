@@ -105,7 +105,7 @@ class Scanner:
 
         Raises UnreadableContent, changing nothing, if the content directory cannot be listed.
         """
-        sections_found = _folders(self.content_dir)
+        sections_found = folders(self.content_dir)
         if sections_found is None:
             raise UnreadableContent(f"{self.content_dir}: cannot be listed")
         with writer.transaction() as tx:
@@ -115,7 +115,7 @@ class Scanner:
             paths: list[str] = []
             kept: set[str] = set()
             for section in sections:
-                slugs = _folders(self.content_dir / section)
+                slugs = folders(self.content_dir / section)
                 if slugs is None:
                     log.warning("%s: cannot be listed; its articles stay as they were", section)
                     kept.update(path for path in stored if path.startswith(f"{section}/"))
@@ -292,7 +292,7 @@ def _presence(bundle: Path) -> str:
     return "present" if stat.S_ISDIR(status.st_mode) else "absent"
 
 
-def _folders(directory: Path) -> list[str] | None:
+def folders(directory: str | os.PathLike[str]) -> list[str] | None:
     """Names of the sub-folders that hold content, skipping hidden and `_` ones; None if unreadable."""
     try:
         with os.scandir(directory) as scan:

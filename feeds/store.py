@@ -488,6 +488,14 @@ class Writer:
                 return MISSING
         return problem
 
+    def paths_in(self, section: str) -> list[str]:
+        """Every bundle stored under a section folder ("section/slug"), in order."""
+        # "/" sorts just before "0": the range holds exactly the paths that start with "section/".
+        rows = self.connection.execute(
+            "SELECT path FROM bundle WHERE path >= ? AND path < ? ORDER BY path", (f"{section}/", f"{section}0")
+        )
+        return [path for (path,) in rows]
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: all of it is stored, or none of it."""

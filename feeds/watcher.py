@@ -1,10 +1,13 @@
 """The watch loop: follows file notifications and keeps the index current, and whole.
 
 `flask --app app index --watch` runs it, as its own process (`make run` starts and supervises
-it beside the web server). A closed, moved or deleted file re-reads just its bundle; the whole
-tree is rescanned now and then in case a notification was lost; the index file is checked every
-second, and a damaged, truncated or deleted one is rebuilt while readers keep the last good one.
-A failure (a full or read-only disk) is retried with backoff, and no change waiting is dropped.
+it beside the web server). A closed, moved or deleted file re-reads just its bundle. Lost
+notifications are found two ways: the kernel's word that its queue overflowed brings a whole pass
+at once, and a rolling verification looks at every bundle in turn at a fixed, small pace
+(`feeds.verifier`); whole passes every `rescan_seconds` are only for when nothing can be watched.
+The index file is checked every second, and a damaged, truncated or deleted one is rebuilt while
+readers keep the last good one. A failure (a full or read-only disk) is retried with backoff, and
+no change waiting is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from watchdog.observers.inotify import InotifyObserver
 
 from .errors import FeedsError
 from .indexer import Indexer, IndexerBusy, check_thoroughly
-from .scanner import SyncReport
+from .scanner import SyncReport, folders
+from .verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,13 @@ PROBE_SECONDS = 1.0
 LOCK_POLL_SECONDS = 0.1
 #: The longest pause between two tries after a failure.
 MAX_BACKOFF_SECONDS = 5.0
+#: How long a stored bundle the verification found without its folder waits before it is read
+#: again (and so removed): a rename's notification names the new folder well before then.
+ABSENT_WAIT_SECONDS = 1.0
+#: The kernel's limit on inotify watches per user; each watched folder takes one.
+MAX_USER_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
+#: What watchdog logs, as its only word, when the kernel's notification queue overflowed.
+OVERFLOW_MESSAGE = "Inotify queue overflowed"
 
 _WATCHED = [
     events.FileCreatedEvent,
@@ -101,6 +112,7 @@ class Watcher:
         rescan_seconds: float,
         on_sync: OnSync | None = None,
         integrity_seconds: float = INTEGRITY_SECONDS,
+        verify_per_second: float = 0.0,
     ) -> None:
         self.indexer = indexer
         self.integrity_seconds = integrity_seconds
@@ -115,15 +127,28 @@ class Watcher:
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
+        self.verifier = Verifier(str(content_dir), verify_per_second, self._stored_in)
+        #: Whether notifications cover the bundles' own folders, not only the sections'.
+        self.watching_bundles = False
 
     def run(self, stop: threading.Event) -> None:
+        alarm = _OverflowAlarm(self._events, self.content_dir)
+        watchdog_log = logging.getLogger("watchdog.observers")
+        watchdog_log.addHandler(alarm)
+        if not watchdog_log.isEnabledFor(logging.WARNING):
+            watchdog_log.setLevel(logging.WARNING)
         self._observer = self._watch()
         try:
             self._loop(stop)
         finally:
+            watchdog_log.removeHandler(alarm)
             if self._observer is not None:
                 self._observer.stop()
                 self._observer.join(timeout=5)
+
+    def _stored_in(self, section: str) -> list[str]:
+        writer = self.indexer.writer
+        return [] if writer is None else writer.paths_in(section)
 
     def _loop(self, stop: threading.Event) -> None:
         work = _Work()
@@ -137,9 +162,10 @@ class Watcher:
             work.release_due(time.time())
             self._hold_until_quiet(work)
             probe = now >= next_probe
-            if now >= next_rescan:
+            if now >= next_rescan and self._observer is None:
                 work.everything = True
-            if now < attempt_at or not (probe or work.everything or work.bundles):
+            verify = now >= self.verifier.due_at() and not work.everything and self.indexer.writer is not None
+            if now < attempt_at or not (probe or work.everything or work.bundles or verify):
                 continue
             try:
                 if probe:
@@ -159,6 +185,8 @@ class Watcher:
                     report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames)
                     work.done(report, whole=False)
                     self._synced(report, asked)
+                elif verify:
+                    self._verify(work)
                 failures, corrupt = 0, False
             except (sqlite3.Error, OSError, FeedsError) as error:
                 failures += 1
@@ -168,6 +196,24 @@ class Watcher:
                 next_probe = 0.0
                 log.error("indexing failed (%s); trying again in %.1f s", error, pause)
                 self.indexer.failing(str(error))
+
+    def _verify(self, work: _Work) -> None:
+        """Looks at the next slice of bundles; any change a notification missed is read as usual."""
+        found = self.verifier.next_slice()
+        wall = time.time()
+        for path in found.absent:
+            work.deferred.setdefault(path, wall + ABSENT_WAIT_SECONDS)
+        asked = frozenset(path for path in found.present if path not in work.deferred)
+        if asked:
+            report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames)
+            work.deferred.update(report.deferred)
+            if report.parsed or report.removed:
+                log.warning(
+                    "verification found %d changed bundles that no notification named", report.parsed + report.removed
+                )
+                self._synced(report, asked)
+        if found.cycle_done:
+            log.info("verification looked at every bundle (cycle %d)", self.verifier.cycles)
 
     def _synced(self, report: SyncReport, asked: frozenset[str] | None) -> None:
         if self.on_sync is not None:
@@ -228,7 +274,7 @@ class Watcher:
     def _timeout(self, work: _Work, attempt_at: float, next_probe: float, next_rescan: float) -> float:
         """How long to wait for notifications before something else is due."""
         now = time.monotonic()
-        due = [next_probe, next_rescan]
+        due = [next_probe, next_rescan if self._observer is None else self.verifier.due_at()]
         if work.deferred:
             due.append(now + min(work.deferred.values()) - time.time())
         if work.bundles or work.everything:
@@ -236,10 +282,29 @@ class Watcher:
         return min(max(min(due) - now, 0.0), PROBE_SECONDS)
 
     def _watch(self) -> BaseObserver | None:
+        """Notifications for every folder when the kernel allows that many watches; else for the
+        content folder and the sections' (new, moved and removed bundles), with the verification
+        finding edits inside bundles; None if nothing can be watched."""
+        sections = folders(self.content_dir) or []
+        needed = 1 + len(sections) + sum(len(folders(self.content_dir / section) or ()) for section in sections)
+        self.watching_bundles = _watches_allowed(needed)
+        if not self.watching_bundles:
+            log.warning(
+                "watching every folder of %s needs %d inotify watches, more than fs.inotify.max_user_watches"
+                " allows (%s); watching only the %d section folders, and edits inside bundles are found by the"
+                " verification (FEEDS_VERIFY_PER_SECOND). Raise the limit (sysctl fs.inotify.max_user_watches=%d)"
+                " to see every edit at once",
+                self.content_dir, needed, _read_limit(), len(sections), 2 * needed,
+            )  # fmt: skip
         # Full events: a bundle moved in or out of the tree arrives as created or deleted.
         observer = InotifyObserver(generate_full_events=True)
+        forward = _Forward(self._events)
         try:
-            observer.schedule(_Forward(self._events), str(self.content_dir), recursive=True, event_filter=_WATCHED)
+            if self.watching_bundles:
+                observer.schedule(forward, str(self.content_dir), recursive=True, event_filter=_WATCHED)
+            else:
+                for folder in (self.content_dir, *(self.content_dir / section for section in sections)):
+                    observer.schedule(forward, str(folder), recursive=False, event_filter=_WATCHED)
             observer.start()
         except OSError as error:
             log.warning(
@@ -352,6 +417,28 @@ class Watcher:
         return list(parts)
 
 
+def _read_limit() -> int | None:
+    try:
+        return int(MAX_USER_WATCHES.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _watches_allowed(needed: int) -> bool:
+    """Whether `needed` watches fit under the kernel's limit, with room for other watchers (and
+    growth); raises the limit where this process may (as root), and says so."""
+    wanted = 2 * needed + 8192
+    limit = _read_limit()
+    if limit is None or limit >= wanted:
+        return True
+    try:
+        MAX_USER_WATCHES.write_text(f"{wanted}\n")
+    except OSError:
+        return False
+    log.warning("raised fs.inotify.max_user_watches from %d to %d, for %d folders", limit, wanted, needed)
+    return True
+
+
 def _in_background(check: Callable[[Path], str | None], path: Path) -> concurrent.futures.Future[str | None]:
     """Runs `check(path)` in a daemon thread (it must never hold the process open at exit)."""
     future: concurrent.futures.Future[str | None] = concurrent.futures.Future()
@@ -387,6 +474,7 @@ def watch(
     stop: threading.Event,
     on_sync: OnSync | None = None,
     integrity_seconds: float = INTEGRITY_SECONDS,
+    verify_per_second: float = 0.0,
 ) -> None:
     """Takes the index's lock, waiting while another indexer holds it, and keeps the index current
     until `stop` is set; `on_sync` hears of every successful sync."""
@@ -403,9 +491,29 @@ def watch(
     else:
         return
     try:
-        Watcher(indexer, content_dir, rescan_seconds, on_sync, integrity_seconds).run(stop)
+        Watcher(indexer, content_dir, rescan_seconds, on_sync, integrity_seconds, verify_per_second).run(stop)
     finally:
         indexer.release()
+
+
+class _OverflowAlarm(logging.Handler):
+    """Turns watchdog's log record of an overflowed inotify queue into a whole pass.
+
+    The kernel drops notifications when its queue is full and says so with IN_Q_OVERFLOW; watchdog
+    rebuilds its watches then, and its log record is the only word of it that reaches its users.
+    The alarm puts an event naming the content folder itself in the queue: the loop takes that as
+    "anything may have changed".
+    """
+
+    def __init__(self, sink: queue.SimpleQueue[events.FileSystemEvent], content_dir: Path) -> None:
+        super().__init__(logging.WARNING)
+        self._sink = sink
+        self._content_dir = content_dir
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith(OVERFLOW_MESSAGE):
+            log.warning("file notifications were lost (the kernel's queue overflowed); a whole pass follows")
+            self._sink.put(events.DirModifiedEvent(str(self._content_dir)))
 
 
 class _Forward(events.FileSystemEventHandler):

@@ -1,0 +1,183 @@
+"""Lost notifications: the kernel's overflow, rolling verification, and more folders than watches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
+
+from feeds import create_app, watcher
+from feeds.errors import IndexUnavailable, NotFound
+from feeds.publisher import Publisher
+from feeds.watcher import Watcher
+
+from .conftest import Newsroom
+
+QUEUED_EVENTS = Path("/proc/sys/fs/inotify/max_queued_events")
+WAIT_SECONDS = 15.0
+
+
+class Deaf(Watcher):
+    """A watch loop whose notifications come from another, empty folder: alive, but told nothing."""
+
+    elsewhere: Path
+
+    def _watch(self) -> BaseObserver | None:
+        observer = InotifyObserver()
+        observer.schedule(FileSystemEventHandler(), str(self.elsewhere))
+        observer.start()
+        return observer
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, what
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def count(publisher: Publisher) -> int:
+    try:
+        return publisher.store.count(publisher.clock())
+    except IndexUnavailable:
+        return -1
+
+
+def title(publisher: Publisher, path: str) -> str | None:
+    section, _, slug = path.partition("/")
+    try:
+        return publisher.store.article(section, slug, publisher.clock()).title
+    except NotFound:
+        return None
+
+
+@pytest.fixture
+def corpus(newsroom: Newsroom) -> Newsroom:
+    for number in range(40):
+        newsroom.article("innlent" if number % 2 else "erlent", f"frett-{number}", title=f"Frétt {number}")
+    an_hour_ago = time.time() - 3600
+    for path in newsroom.root.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    return newsroom
+
+
+@pytest.fixture
+def app(corpus: Newsroom, tmp_path: Path) -> Flask:
+    return create_app({"CONTENT_DIR": corpus.root, "CACHE_DIR": tmp_path / "cache", "SETTLE_SECONDS": 0.2})
+
+
+@pytest.fixture
+def run_loop(app: Flask) -> Iterator[Callable[[Watcher], None]]:
+    """Starts a watch loop in a thread, holding the index's lock as `watch` does; stops it after the test."""
+    publisher: Publisher = app.extensions["feeds"]
+    running: list[tuple[threading.Thread, threading.Event]] = []
+
+    def run(loop: Watcher) -> None:
+        stop = threading.Event()
+
+        def target() -> None:
+            loop.indexer.acquire(wait=False)
+            try:
+                loop.run(stop)
+            finally:
+                loop.indexer.release()
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        running.append((thread, stop))
+        wait_until(lambda: count(publisher) == 40, "the index was never built")
+
+    yield run
+    for thread, stop in running:
+        stop.set()
+        thread.join(timeout=15)
+        assert not thread.is_alive()
+
+
+def test_verification_finds_what_no_notification_named(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher: Publisher = app.extensions["feeds"]
+    loop = Deaf(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=200)
+    loop.elsewhere = tmp_path / "elsewhere"
+    loop.elsewhere.mkdir()
+    run_loop(loop)
+    corpus.article("innlent", "frett-5", title="Frétt 5, leiðrétt")
+    corpus.article("erlent", "ny-frett", title="Ný frétt")
+    shutil.rmtree(corpus.root / "erlent" / "frett-8")
+    paths = ("innlent/frett-5", "erlent/ny-frett", "erlent/frett-8")
+    wait_until(
+        lambda: tuple(title(publisher, path) for path in paths) == ("Frétt 5, leiðrétt", "Ný frétt", None),
+        "the verification missed a change",
+    )
+    assert "verification found" in caplog.text
+    assert loop.verifier.cycles >= 1
+
+
+def test_an_overflowed_queue_brings_a_whole_pass(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    if not os.access(QUEUED_EVENTS, os.W_OK):
+        pytest.skip("making the kernel's notification queue short needs root")
+    publisher: Publisher = app.extensions["feeds"]
+    # No verification and no rescans: only the overflow alarm can find what the kernel dropped.
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0)
+    usual = QUEUED_EVENTS.read_text()
+    QUEUED_EVENTS.write_text("16\n")  # a queue's length is fixed when it is made, by the loop's start
+    try:
+        run_loop(loop)
+    finally:
+        QUEUED_EVENTS.write_text(usual)
+    with caplog.at_level(logging.INFO):
+        for number in range(300):
+            corpus.article("innlent", f"flod-{number}", title=f"Flóð {number}")
+        wait_until(lambda: count(publisher) == 340, "articles were lost with the notifications")
+    assert "the kernel's queue overflowed" in caplog.text
+
+
+def test_with_more_folders_than_watches_sections_are_watched_and_bundles_verified(
+    app: Flask,
+    corpus: Newsroom,
+    run_loop: Callable[[Watcher], None],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publisher: Publisher = app.extensions["feeds"]
+    monkeypatch.setattr(watcher, "_watches_allowed", lambda needed: False)
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=200)
+    run_loop(loop)
+    assert not loop.watching_bundles and "more than fs.inotify.max_user_watches" in caplog.text
+    # A bundle renamed into place, whole: its section's notification names it at once.
+    staged = tmp_path / "staged"
+    shutil.copytree(corpus.root / "innlent" / "frett-1", staged)
+    (staged / "index.md").write_text((staged / "index.md").read_text().replace("Frétt 1", "Frétt í heilu lagi"))
+    os.rename(staged, corpus.root / "innlent" / "heil-frett")
+    took = wait_until(lambda: title(publisher, "innlent/heil-frett") == "Frétt í heilu lagi", "a new bundle was missed")
+    assert took < 2.0
+    # An edit inside a bundle has no watch of its own: the verification finds it.
+    corpus.article("erlent", "frett-10", title="Frétt 10, uppfærð")
+    wait_until(lambda: title(publisher, "erlent/frett-10") == "Frétt 10, uppfærð", "an edit inside a bundle was missed")
+
+
+def test_the_watch_limit_is_raised_where_it_may_be(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = tmp_path / "max_user_watches"
+    monkeypatch.setattr(watcher, "MAX_USER_WATCHES", limit)
+    limit.write_text("100000\n")
+    assert watcher._watches_allowed(1000) and limit.read_text() == "100000\n"  # room enough: left alone
+    limit.write_text("100\n")
+    assert watcher._watches_allowed(1000) and int(limit.read_text()) >= 2000
+    limit.unlink()
+    limit.mkdir()  # cannot be read or written: assume room, as the kernel will say otherwise
+    assert watcher._watches_allowed(10**9)
