@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from . import markup
@@ -108,7 +108,7 @@ class Feed:
     title: str
     description: str
     language: str
-    #: The newest date among the articles; for an empty feed, when its scope last changed.
+    #: The newest date among the articles; NO_ARTICLES_DATE for an empty feed.
     updated: datetime
     #: How long a reader may wait before polling again, in minutes.
     ttl_minutes: int
@@ -174,8 +174,14 @@ def authority_of(site: Site, base_url: str) -> str:
     return host or "localhost"
 
 
-def newest(articles: tuple[Article, ...]) -> datetime | None:
-    return max((article.updated for article in articles), default=None)
+#: The date of a document without articles (a new section's feed): fixed, so that it is the same on
+#: every node and after every rebuild, as nothing taken from the index (when it changed) would be.
+NO_ARTICLES_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def newest(articles: tuple[Article, ...]) -> datetime:
+    """The newest `updated` among the articles: a document's date, whichever node answers."""
+    return max((article.updated for article in articles), default=NO_ARTICLES_DATE)
 
 
 def section_titles(sections: tuple[Section, ...]) -> dict[str, str]:

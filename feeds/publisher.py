@@ -231,8 +231,7 @@ class Publisher:
             title=title,
             description=description,
             language=site.language,
-            # An empty feed still needs a date (Atom's updated): when the index last changed.
-            updated=newest(articles) or self.store.changed_at(),
+            updated=newest(articles),
             ttl_minutes=self.settings.ttl_minutes,
             authority=authority_of(site, base_url),
             canonical_base_url=site.base_url or base_url,
@@ -301,15 +300,15 @@ class Publisher:
     def article(self, section: str, slug: str) -> Article:
         return self.store.article(section, slug, self.clock())
 
-    def photo(self, section: str, slug: str, file_name: str) -> tuple[Image, Path]:
-        """A listed photo of a public article, and its file; raises NotFound otherwise."""
+    def photo(self, section: str, slug: str, file_name: str) -> tuple[Article, Image, Path]:
+        """A public article, its listed photo, and the photo's file; raises NotFound otherwise."""
         article = self.article(section, slug)
         for image in article.images:
             if image.file == file_name:
                 path = self.content_dir / section / slug / file_name
                 # Checked again here: the file may have been swapped for a link since it was indexed.
                 if inside(path, self.content_dir) and path.is_file():
-                    return image, path
+                    return article, image, path
         raise NotFound("photo", f"{section}/{slug}/{file_name}")
 
     def _words(self, scope: Scope, site: Site, now: datetime) -> tuple[str, str]:

@@ -15,10 +15,10 @@ from werkzeug.exceptions import BadRequest
 
 from . import edge, markup
 from .dates import format_icelandic, month_name
-from .description import Links, Scope, byline, section_titles
+from .description import Links, Scope, byline, newest, section_titles
 from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
-from .model import Image, Site
+from .model import Article, Image, Site
 from .publisher import Publisher
 from .render.opml import OPML_FILE, OPML_MEDIA_TYPE, Directory, Subscription, render_opml
 from .renditions import IMMUTABLE, RENDITION_FOLDER, rendition
@@ -166,7 +166,7 @@ def opml() -> Response:
     directory = Directory(
         title=site.title,
         language=site.language,
-        modified=publisher().store.changed_at(),
+        modified=newest(overview.articles),
         site=subscription(Scope(), site.title),
         groups=(
             ("Efnisflokkar", [subscription(Scope(section=s.slug), s.title) for s in overview.sections]),
@@ -272,26 +272,32 @@ def article_page(section: str, slug: str) -> Response:
 
 @blueprint.get("/<section>/<slug>/<file_name>")
 def photo(section: str, slug: str, file_name: str) -> Response:
-    image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
-    response = send_file(path, mimetype=image.media_type, conditional=True)
-    response.headers["Cache-Control"] = edge.cache_control(publisher().settings)
-    # Keyed by its article: a photo replaced in place changes the article, which is purged.
-    response.headers.extend(edge.key_headers([edge.article_key(f"/{section}/{slug}/")]))
-    return response
+    article, image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
+    return _photo_file(path, article, image, image.digest, edge.cache_control(publisher().settings))
 
 
 @blueprint.get("/<section>/<slug>/<version>/<file_name>")
 def photo_rendition(section: str, slug: str, version: str, file_name: str) -> Response:
     """A smaller copy of a photo, at a URL that names its width and the photo's version."""
     match = RENDITION_FOLDER.match(version)
-    image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
+    article, image, path = publisher().photo(_slug("section", section), _slug("article", slug), file_name)
     if match is None or not image.digest.startswith(match["digest"]):
         raise NotFound("photo", f"{section}/{slug}/{version}/{file_name}")
     width = int(match["width"])
     made = rendition(publisher().store.files.cache_dir, image, path, width)
-    response = send_file(made, mimetype=image.media_type, etag=f"{image.digest}-{width}", conditional=True)
-    response.headers["Cache-Control"] = IMMUTABLE
-    response.headers.extend(edge.key_headers([edge.article_key(f"/{section}/{slug}/")]))
+    return _photo_file(made, article, image, f"{image.digest}-{width}", IMMUTABLE)
+
+
+def _photo_file(path: Path, article: Article, image: Image, etag: str, cache_control: str) -> Response:
+    """A photo's bytes, with validators from what was indexed: its digest and its article's date.
+
+    Never the file's own time, inode or path (werkzeug's default ETag), which differ from node to
+    node, and for a rendition with when this node happened to make it.
+    """
+    response = send_file(path, mimetype=image.media_type, etag=etag, last_modified=article.updated, conditional=True)
+    response.headers["Cache-Control"] = cache_control
+    # Keyed by its article: a photo replaced in place changes the article, which is purged.
+    response.headers.extend(edge.key_headers([edge.article_key(article)]))
     return response
 
 

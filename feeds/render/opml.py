@@ -31,7 +31,7 @@ class Directory:
 
     title: str
     language: str
-    #: When the list last changed.
+    #: The newest article's date (a new section or topic comes with one): the same on every node.
     modified: datetime
     #: The whole site's feed first, outside any group.
     site: Subscription
