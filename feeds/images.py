@@ -30,6 +30,13 @@ class Measure:
     digest: str
 
 
+#: Photos measured and decoded by this process that are kept, by digest, so that the same bytes
+#: (an agency photo in several articles, a bundle read again after its text changed) are decoded
+#: once; the oldest go first.
+MEASURED_KEPT = 4096
+_measured: dict[str, Measure] = {}
+
+
 def sniff(head: bytes) -> str | None:
     """The media type the file's first bytes announce, if it is a photo format feeds may carry."""
     if head.startswith(b"\xff\xd8\xff"):
@@ -55,6 +62,10 @@ def measure(path: Path) -> Measure:
     media_type = sniff(data[:16])
     if media_type is None:
         raise ValueError(f"{path.name} is not a JPEG, PNG, WebP or GIF image")
+    version = digest(data)
+    known = _measured.get(version)
+    if known is not None:
+        return known
     try:
         info = imagesize.get_info(io.BytesIO(data), dpi=False, colors=False, channels=False)
     except (ValueError, OSError) as error:
@@ -68,7 +79,11 @@ def measure(path: Path) -> Measure:
             " a photo may have",
         )
     _decode(data, path.name)
-    return Measure(media_type, len(data), info.width, info.height, digest(data))
+    measured = Measure(media_type, len(data), info.width, info.height, version)
+    if len(_measured) >= MEASURED_KEPT:
+        del _measured[next(iter(_measured))]
+    _measured[version] = measured
+    return measured
 
 
 def digest(data: bytes) -> str:

@@ -277,8 +277,8 @@ def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:
     try:
         article = read_article(Path(root), section, slug, site)
     except ContentError as error:
-        return Bundle(path, section, signature, None, str(error))
-    return Bundle(path, section, signature, article, None)
+        return Bundle.broken(path, section, signature, str(error))
+    return Bundle.of(path, section, signature, article)
 
 
 def _presence(bundle: Path) -> str:

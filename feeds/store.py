@@ -84,17 +84,39 @@ class TopicCount:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """What the indexer learnt of one article bundle, ready to store."""
+    """What the indexer learnt of one article bundle, ready to store: encoded where it was read
+    (in a worker process), so that what crosses to the writer is bytes and a few plain values."""
 
     #: "section/slug".
     path: str
     section: str
     #: Changes whenever a file of the bundle does.
     signature: str
-    #: None for a draft or a bundle that cannot be published.
-    article: Article | None
+    #: When the article is published, in seconds since the epoch; None for a draft or a bundle
+    #: that cannot be published.
+    published: int | None = None
+    #: The article, encoded as the index keeps it; None as for `published`.
+    data: bytes | None = None
+    #: The photos it goes out without, one reason a line.
+    left_out: str | None = None
+    #: Its topics, as (slug, name).
+    topics: tuple[tuple[str, str], ...] = ()
     #: Why the bundle cannot be published as it stands; its last good version stays published.
-    error: str | None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, path: str, section: str, signature: str, article: Article | None) -> Bundle:
+        """An article read (or None for a draft), encoded."""
+        if article is None:
+            return cls(path, section, signature)
+        return cls(
+            path, section, signature, _seconds(article.published), _encode(article),
+            "\n".join(article.left_out) or None, tuple((topic.slug, topic.name) for topic in article.topics),
+        )  # fmt: skip
+
+    @classmethod
+    def broken(cls, path: str, section: str, signature: str, error: str) -> Bundle:
+        return cls(path, section, signature, error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,22 +621,18 @@ class Transaction:
                 (bundle.path, bundle.section, bundle.signature, bundle.error),
             )
             return
-        article = bundle.article
-        published = None if article is None else _seconds(article.published)
         # Published, with the photos it goes out without named as its problems.
-        left_out = "\n".join(article.left_out) if article is not None and article.left_out else None
-        if left_out is not None:
-            log.warning("%s", left_out)
+        if bundle.left_out is not None:
+            log.warning("%s", bundle.left_out)
         self.db.execute(
             "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, ?)",
-            (bundle.path, bundle.section, bundle.signature, published,
-             None if article is None else _encode(article), left_out),
-        )  # fmt: skip
+            (bundle.path, bundle.section, bundle.signature, bundle.published, bundle.data, bundle.left_out),
+        )
         self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
-        if article is not None:
+        if bundle.data is not None:
             self.db.executemany(
                 "INSERT INTO topic VALUES (?, ?, ?, ?)",
-                [(topic.slug, published, bundle.path, topic.name) for topic in article.topics],
+                [(slug, bundle.published, bundle.path, name) for slug, name in bundle.topics],
             )
 
     def remove(self, path: str) -> None:
