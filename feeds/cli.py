@@ -15,6 +15,7 @@ from flask.cli import ScriptInfo, with_appcontext
 
 from . import watcher
 from .announcer import announcer_for
+from .export import export_command
 from .indexer import IndexerBusy, indexer_alive
 from .publisher import Publisher
 from .supervisor import serve
@@ -106,3 +107,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_command)
     app.cli.add_command(index_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(export_command)

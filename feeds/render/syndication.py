@@ -108,6 +108,12 @@ def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
 _items: BoundedCache[bytes] = BoundedCache(ITEM_CACHE_SIZE)
 
 
+def keep_items(count: int) -> None:
+    """Keeps at least `count` written items from now on: a static export writes every article
+    into several documents (its month of the site, of its section and of each topic)."""
+    _items.capacity = max(_items.capacity, count)
+
+
 def _archive_links(feed: Feed, file_name: str) -> tuple[tuple[str, str], ...]:
     """RFC 5005 links as (rel, href): an archive document names the feed and both its neighbours."""
     links = []

@@ -1,0 +1,772 @@
+"""Static export: every public URL of the service written as a file, through the service's own request path.
+
+Each feed, archive document and page is the body the app answers a GET with (its WSGI entry, the
+same as a server's), so the files are byte for byte what the service sends for the same base URL.
+Photos and renditions are the very files the photo views send (hard-linked where the file system
+allows, else copied). A URL maps to a file: `/feeds/atom.xml` to `feeds/atom.xml`, `/innlent/` to
+`innlent/index.html`; each text file gets a `.gz` beside it for `gzip_static`.
+
+Only what changed is written. A manifest in the cache directory keeps, for every file, a
+fingerprint of what it was made from (the articles, the site and the code), the digest of its
+bytes and its inode, size and modification time: a file whose inputs are unchanged, and which is
+still as it was written, is neither rendered nor written; one rendered to the same bytes is kept.
+`--watch` follows the index with the indexer's own change tracking (changes.ChangeTracker, driven
+by announcer.Announcer as for purges), and re-exports exactly the documents, pages and articles
+that changed bytes.
+
+Every file is written whole under a temporary name in its own folder, then renamed over the old
+one, so a reader never sees part of one; once a run has written its files, the file system is
+synced (one `syncfs`, not one `fsync` per file) and only then is the manifest replaced. A crash
+leaves files newer than the manifest, which the next run finds by their inode, size and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gzip
+import hashlib
+import io
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import click
+import msgspec
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from . import watcher
+from .announcer import Announcer
+from .changes import ChangeTracker, fingerprint
+from .dates import month_of
+from .description import Feed, Scope
+from .errors import ConfigError, FeedsError, NotFound
+from .formats import FORMATS
+from .indexer import IndexerBusy, indexer_alive
+from .model import Article
+from .notify import Notifier
+from .publisher import Publisher
+from .render.opml import OPML_FILE
+from .render.syndication import keep_items
+from .render_cache import GZIP_LEVEL, body_digest
+from .renditions import rendition
+from .store import Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the manifest's meaning changes; an older one is taken as none.
+MANIFEST_VERSION = 1
+#: The Content-Type each kind of file is served with, by how its name ends: the service's, and
+#: what deploy/nginx/static.conf sends for the same names. A rendered answer must agree.
+CONTENT_TYPES = {
+    **{format_.file_name: format_.content_type for format_ in FORMATS},
+    ".html": "text/html; charset=utf-8",
+    f".{OPML_FILE.rpartition('.')[2]}": "text/x-opml; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".ico": "image/vnd.microsoft.icon",
+}
+#: Photo types by file name, as static.conf maps them; a photo whose bytes say otherwise is reported.
+PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+PHOTO_TYPES[".gif"] = "image/gif"
+#: Always looked at: the front page and the OPML (which list every section and topic), the icon
+#: and robots.txt (a few small files).
+FIXED_URLS = ("/", f"/{OPML_FILE}", "/favicon.ico", "/robots.txt")
+#: Articles per task handed to a worker process.
+CHUNK = 500
+#: Items each process keeps written: a month of the site's, reused by its sections and topics.
+ITEMS_KEPT = 40_000
+#: How often a watching export saves its manifest at most (it is saved on stop too).
+MANIFEST_SAVE_SECONDS = 10.0
+
+
+class ExportError(FeedsError):
+    """A URL the service publishes could not be exported; names the URL and the reason."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+Task = list[tuple["Unit", "Entry | None"]]
+#: What became of one file: its name, its entry (None: the service no longer answers it), and "written",
+#: "kept", or a warning about it.
+Done = tuple[str, "Entry | None", str]
+
+
+class Entry(msgspec.Struct, array_like=True, frozen=True):
+    """What the manifest knows of one exported file."""
+
+    #: A fingerprint of everything the file was made from; None: to be looked at next time.
+    inputs: str | None
+    #: Of the bytes (for a photo, of the photo's version).
+    digest: str
+    size: int
+    mtime_ns: int
+    inode: int
+    #: Whether a .gz lies beside it.
+    gzipped: bool
+
+
+class _Manifest(msgspec.Struct):
+    version: int
+    base_url: str
+    files: dict[str, Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """How a URL's body is made: rendered by the app, or a photo file (with a width for a rendition)."""
+
+    section: str = ""
+    slug: str = ""
+    file: str = ""
+    width: int = 0
+
+    @property
+    def rendered(self) -> bool:
+        return not self.file
+
+
+RENDERED = Source()
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One URL to export: its inputs' fingerprint (None: always looked at) and where its body comes from."""
+
+    url: str
+    inputs: str | None
+    source: Source = RENDERED
+    #: Units of one group go to one process together: a month ("2025-06"), "current" or "articles".
+    group: str = "current"
+
+
+@dataclass
+class Report:
+    """What one run did."""
+
+    written: int = 0
+    kept: int = 0
+    removed: int = 0
+    #: URLs rendered or files placed (the rest were known unchanged without it).
+    looked_at: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, other: Report) -> None:
+        self.written += other.written
+        self.kept += other.kept
+        self.removed += other.removed
+        self.looked_at += other.looked_at
+        self.warnings += other.warnings
+
+    def __str__(self) -> str:
+        files = self.written + self.kept
+        return (
+            f"{files} files: written {self.written}, kept {self.kept}, removed {self.removed}"
+            f" ({self.looked_at} rendered or placed) in {self.seconds:.2f} s"
+        )
+
+
+def file_for(url: str) -> str:
+    """The file that holds a URL, relative to the export folder: "/innlent/" is "innlent/index.html"."""
+    path = url.lstrip("/")
+    return f"{path}index.html" if url.endswith("/") else path
+
+
+def compressible(relative: str) -> bool:
+    """Whether a file gets a .gz beside it: every text document (feeds, pages, OPML, robots.txt)."""
+    return _content_type(relative).endswith("charset=utf-8")
+
+
+def _content_type(relative: str) -> str:
+    name = relative.rpartition("/")[2]
+    if name in CONTENT_TYPES:
+        return CONTENT_TYPES[name]
+    suffix = "." + name.rpartition(".")[2].lower()
+    return CONTENT_TYPES.get(suffix) or PHOTO_TYPES.get(suffix, "application/octet-stream")
+
+
+class Exporter:
+    """Writes the service's public surface into `outdir` as files, keeping what did not change.
+
+    One run at a time (a lock): a watching export's changes wait for a run in progress.
+    """
+
+    def __init__(self, app: Flask, outdir: Path, base_url: str, workers: int = 1) -> None:
+        self.app = app
+        self.publisher: Publisher = app.extensions["feeds"]
+        self.outdir = outdir.resolve()
+        self.base_url = base_url.rstrip("/")
+        self.workers = max(1, workers)
+        configured = self.publisher.settings.base_url
+        if configured and configured != self.base_url:
+            # The service writes its configured address into every URL, whatever the request says.
+            raise ConfigError("base_url", f"FEEDS_BASE_URL is {configured}: export with that base URL, or unset it")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("base_url", f"{base_url!r} is not an absolute http(s) URL")
+        self._environ: dict[str, Any] = {
+            "REQUEST_METHOD": "GET",
+            "SCRIPT_NAME": parts.path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": parts.hostname,
+            "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": parts.netloc,
+            "wsgi.url_scheme": parts.scheme,
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        files = self.publisher.store.files
+        name = hashlib.blake2b(os.fsencode(self.outdir), digest_size=8).hexdigest()
+        self.manifest_file = files.cache_dir / f"export-{name}.manifest"
+        self._files: dict[str, Entry] = self._load()
+        self._lock = threading.Lock()
+        self._saved_at = time.monotonic()
+        self._folders: set[str] = set()
+
+    # -- whole runs ------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        """Exports everything the service publishes now; removes files of what it no longer does."""
+        with self._lock:
+            started = time.perf_counter()
+            units = list(self.plan())
+            report = self._export(units)
+            wanted = {file_for(unit.url) for unit in units}
+            report.removed += self._remove([relative for relative in self._files if relative not in wanted])
+            self._save()
+            report.seconds = time.perf_counter() - started
+            return report
+
+    def plan(self) -> Iterator[Unit]:
+        """Every public URL, with a fingerprint of what its body is made from.
+
+        Found as a reader finds them: each scope's subscription feed (the site, every section, every
+        topic), then its archive month by month through `prev-archive`; the site's feed and archive
+        name every public article once, and each article its photos. A feed document and the page
+        of the same articles are made from the same description, so its fingerprint stands for all
+        four; to it, and to each article's, are added the site, the sections, the base URL and the
+        code, which every page shows or is written by.
+        """
+        publisher, store = self.publisher, self.publisher.store
+        now = publisher.clock()
+        sections = store.sections()
+        common = fingerprint((_code_version(), self.base_url, store.site(), sections))
+        for url in FIXED_URLS:
+            yield Unit(url, None)
+        scopes = [Scope(), *(Scope(section=s.slug) for s in sections)]
+        scopes += [Scope(topic=count.topic.slug) for count in store.topics(now)]
+        zone = ZoneInfo(store.site().timezone)
+        articles: set[str] = set()
+        for scope in scopes:
+            try:
+                feed = publisher.feed(scope, self.base_url)
+            except NotFound:  # gone since it was listed
+                continue
+            yield from _scope_units(scope, fingerprint((common, feed)))
+            # The months the subscription feed holds have archive documents too, linked from their
+            # neighbours' `next-archive`; the others are found through `prev-archive`.
+            found = {feed.archive.previous, *(month_of(article.published, zone) for article in feed.articles)}
+            months = sorted(month for month in found if month is not None)
+            seen = set(months)
+            documents: Iterator[Feed] = iter([feed])
+            while (document := next(documents, None)) is not None or months:
+                if document is None:
+                    try:
+                        document = publisher.feed(scope.archive(months.pop()), self.base_url)
+                    except NotFound:
+                        continue
+                    month = document.scope.month or ""
+                    yield from _scope_units(document.scope, fingerprint((common, document)), group=month)
+                    for neighbour in (document.archive.previous, document.archive.following):
+                        if neighbour is not None and neighbour not in seen:
+                            seen.add(neighbour)
+                            months.append(neighbour)
+                if scope == Scope():
+                    for article in document.articles:
+                        if article.path not in articles:
+                            articles.add(article.path)
+                            yield Unit(article.path, fingerprint((common, article)), group="articles")
+                            yield from _photos(article)
+
+    # -- what changed, from the indexer's change tracking ----------------------------------
+
+    def changed(self, keys: Collection[str]) -> Report:
+        """Re-exports what the surrogate keys of one change name (changes.Changes.keys): `feed:` and
+        `page:` documents, and each `article:` with its photos; and the front page and the OPML."""
+        with self._lock:
+            started = time.perf_counter()
+            urls: dict[str, None] = dict.fromkeys(FIXED_URLS[:2])
+            articles: list[str] = []
+            for key in sorted(keys):
+                kind, _, path = key.partition(":")
+                if kind in ("feed", "page"):
+                    urls[path] = None
+                elif kind == "article":
+                    urls[path] = None
+                    articles.append(path)
+            units = [Unit(url, None) for url in urls]
+            report = Report()
+            gone: list[str] = []
+            for path in articles:
+                section, _, slug = path.strip("/").partition("/")
+                try:
+                    photos = list(_photos(self.publisher.article(section, slug)))
+                except NotFound:
+                    photos = []
+                units += photos
+                # Files of the article's folder that it no longer has: photos removed or replaced.
+                keep = {file_for(unit.url) for unit in photos} | {file_for(path)}
+                folder = path.lstrip("/")
+                gone += [name for name in self._files if name.startswith(folder) and name not in keep]
+            report.add(self._export(units))
+            report.removed += self._remove(gone)
+            if time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
+                self._save()
+            report.seconds = time.perf_counter() - started
+            return report
+
+    def close(self) -> None:
+        """Saves the manifest (a watching export saves it now and then, and when it stops)."""
+        with self._lock:
+            self._save()
+
+    # -- doing it --------------------------------------------------------------------------
+
+    def _export(self, units: list[Unit]) -> Report:
+        report = Report()
+        todo: Task = []
+        for unit in units:
+            relative = file_for(unit.url)
+            old = self._files.get(relative)
+            if (
+                old is not None
+                and unit.inputs is not None
+                and old.inputs == unit.inputs
+                and self._intact(relative, old)
+            ):
+                report.kept += 1
+            else:
+                todo.append((unit, old))
+        report.looked_at = len(todo)
+        results: Iterable[list[Done]]
+        tasks = _tasks(todo)
+        if self.workers > 1 and len(todo) > CHUNK:
+            results = self._in_processes(tasks)
+        else:
+            keep_items(ITEMS_KEPT)
+            results = map(self._do, tasks)
+        gone: list[str] = []
+        for result in results:
+            for relative, entry, outcome in result:
+                if entry is None:
+                    gone.append(relative)
+                    continue
+                self._files[relative] = entry
+                if outcome == "written":
+                    report.written += 1
+                elif outcome == "kept":
+                    report.kept += 1
+                else:
+                    report.warnings.append(outcome)
+                    report.written += 1
+        report.removed += self._remove(gone)
+        _sync(self.outdir)
+        return report
+
+    def _in_processes(self, tasks: list[Task]) -> Iterator[list[Done]]:
+        """The tasks done by forked worker processes, each with its own connections to the index."""
+        global _forked
+        _forked = self
+        context = multiprocessing.get_context("fork")
+        with context.Pool(self.workers, initializer=_start_worker) as pool:
+            yield from pool.imap_unordered(_work, tasks)
+
+    def _do(self, task: Task) -> list[Done]:
+        """Makes each unit's body and writes it unless the same bytes are there; None for a URL the
+        service does not answer (any more)."""
+        done: list[Done] = []
+        for unit, old in task:
+            relative = file_for(unit.url)
+            if unit.source.rendered:
+                body = self._get(unit.url)
+                if body is None:
+                    done.append((relative, None, "gone"))
+                    continue
+                digest = body_digest(body)
+                if old is not None and old.digest == digest and self._intact(relative, old):
+                    done.append((relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept"))
+                    continue
+                gzipped = compressible(relative)
+                status = self._write(relative, body, gzipped)
+                done.append((relative, Entry(unit.inputs, digest, *status, gzipped), "written"))
+            else:
+                placed = self._place(unit, relative, old)
+                done.append(placed if placed is not None else (relative, None, "gone"))
+        return done
+
+    def _get(self, url: str) -> bytes | None:
+        """The body the service answers a GET of `url` with; None for a 404."""
+        environ: WSGIEnvironment = {**self._environ, "PATH_INFO": url, "wsgi.input": io.BytesIO()}
+        answer: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Any:
+            answer.append((status, headers))
+            return lambda data: None
+
+        chunks = self.app.wsgi_app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        status, headers = answer[-1]
+        if status.startswith("404"):
+            return None
+        if not status.startswith("200"):
+            raise ExportError(url, f"the service answered {status}")
+        content_type = next((value for name, value in headers if name.lower() == "content-type"), "")
+        expected = _content_type(file_for(url))
+        if content_type != expected:
+            # static.conf would send another type than the service for this name.
+            raise ExportError(url, f"the service sends {content_type!r}, a file of this name is served as {expected!r}")
+        return body
+
+    def _place(self, unit: Unit, relative: str, old: Entry | None) -> Done | None:
+        """A photo or a rendition: the very file its view sends, linked (or copied) into place."""
+        source = unit.source
+        try:
+            _, image, path = self.publisher.photo(source.section, source.slug, source.file)
+            if source.width:
+                path = rendition(self.publisher.store.files.cache_dir, image, path, source.width)
+        except NotFound:
+            return None
+        digest = f"{image.digest}-{source.width}"
+        if old is not None and old.digest == digest and self._intact(relative, old):
+            return relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept"
+        size, mtime_ns, inode = self._link(path, relative)
+        outcome = "written"
+        expected = PHOTO_TYPES.get(Path(relative).suffix.lower())
+        if expected != image.media_type:
+            outcome = f"{unit.url}: the service sends it as {image.media_type}, nginx by its name as {expected}"
+        return relative, Entry(unit.inputs, digest, size, mtime_ns, inode, False), outcome
+
+    def _intact(self, relative: str, entry: Entry) -> bool:
+        """Whether the file is still the one written (and its .gz is there)."""
+        try:
+            status = os.stat(self.outdir / relative)
+        except OSError:
+            return False
+        if (status.st_size, status.st_ino) != (entry.size, entry.inode):
+            return False
+        # A photo may be the very file of content/ (a link), whose time is content/'s affair.
+        if entry.gzipped and status.st_mtime_ns != entry.mtime_ns:
+            return False
+        return not entry.gzipped or os.path.exists(self.outdir / f"{relative}.gz")
+
+    def _write(self, relative: str, body: bytes, gzipped: bool) -> tuple[int, int, int]:
+        """Writes the file (and its .gz) whole, by rename; returns its size, mtime and inode."""
+        target = self.outdir / relative
+        self._folder(target.parent)
+        status = _replace(target, body)
+        if gzipped:
+            # No name and no time in the header: the same bytes give the same .gz, as the service's.
+            _replace(target.with_name(target.name + ".gz"), gzip.compress(body, GZIP_LEVEL, mtime=0))
+        return status
+
+    def _link(self, source: Path, relative: str) -> tuple[int, int, int]:
+        target = self.outdir / relative
+        self._folder(target.parent)
+        temporary = _temporary(target)
+        try:
+            try:
+                if not os.stat(source).st_mode & stat.S_IROTH:
+                    raise PermissionError("not for everyone to read")  # e.g. a rendition, made private
+                os.link(source, temporary)
+            except OSError:
+                # Another file system, a file with the most links it may have, or one that the web
+                # server could not read: a copy, readable by all.
+                shutil.copyfile(source, temporary)
+                os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        status = os.stat(target)
+        return status.st_size, status.st_mtime_ns, status.st_ino
+
+    def _folder(self, folder: Path) -> None:
+        key = str(folder)
+        if key not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(key)
+
+    def _remove(self, names: Iterable[str]) -> int:
+        """Removes files (with their .gz) and the folders they leave empty."""
+        removed = 0
+        folders: set[Path] = set()
+        for relative in names:
+            entry = self._files.pop(relative, None)
+            target = self.outdir / relative
+            for path in (target, target.with_name(target.name + ".gz")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed += entry is not None
+            folders.add(target.parent)
+        for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+            while folder != self.outdir and folder.is_relative_to(self.outdir):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                self._folders.discard(str(folder))
+                folder = folder.parent
+        return removed
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Entry]:
+        try:
+            manifest = msgspec.msgpack.decode(self.manifest_file.read_bytes(), type=_Manifest)
+        except FileNotFoundError:
+            return {}
+        except (OSError, msgspec.DecodeError) as error:
+            log.warning("%s: not used (%s); every file is looked at", self.manifest_file, error)
+            return {}
+        if manifest.version != MANIFEST_VERSION or manifest.base_url != self.base_url:
+            return {}
+        return manifest.files
+
+    def _save(self) -> None:
+        data = msgspec.msgpack.encode(_Manifest(MANIFEST_VERSION, self.base_url, self._files))
+        temporary = _temporary(self.manifest_file)
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.manifest_file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        self._saved_at = time.monotonic()
+
+
+def _photos(article: Article) -> Iterator[Unit]:
+    """The article's own photos and their renditions, each a URL of its own."""
+    for image in article.images:
+        if image.file is None:
+            continue
+        source = Source(article.section, article.slug, image.file)
+        yield Unit(image.src, fingerprint(("photo", image.digest)), source, group="articles")
+        for width, _ in image.renditions:
+            source = Source(article.section, article.slug, image.file, width)
+            yield Unit(image.rendition_src(width), fingerprint(("rendition", image.digest, width)), source, "articles")
+
+
+def _scope_units(scope: Scope, inputs: str, group: str = "current") -> Iterator[Unit]:
+    for format_ in FORMATS:
+        yield Unit(scope.document_path(format_.file_name), inputs, group=group)
+    if scope.page_path not in FIXED_URLS:  # the site's page is the front page
+        yield Unit(scope.page_path, inputs, group=group)
+
+
+def _tasks(todo: Task) -> list[Task]:
+    """Work for the processes: the documents of one month together (each article's items are
+    written once and reused by its site's, section's and topics' documents), articles in chunks."""
+    by_month: dict[str, Task] = {}
+    for unit, old in todo:
+        by_month.setdefault(unit.group, []).append((unit, old))
+    articles = by_month.pop("articles", [])
+    tasks = sorted(by_month.values(), key=len, reverse=True)
+    tasks += [articles[start : start + CHUNK] for start in range(0, len(articles), CHUNK)]
+    return tasks
+
+
+_forked: Exporter | None = None
+
+
+def _start_worker() -> None:
+    # A forked process must not use its parent's SQLite connections: it opens its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    publisher = _exporter().publisher
+    publisher.store = Store(publisher.store.files)
+    keep_items(ITEMS_KEPT)
+
+
+def _work(task: Task) -> list[Done]:
+    return _exporter()._do(task)
+
+
+def _exporter() -> Exporter:
+    if _forked is None:
+        raise RuntimeError("not in a worker process of an export")
+    return _forked
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _replace(target: Path, data: bytes) -> tuple[int, int, int]:
+    """Writes `data` under a temporary name beside `target`, then renames it over `target`."""
+    temporary = _temporary(target)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            status = os.fstat(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+def _sync(folder: Path) -> None:
+    """Flushes the file system that holds `folder` to disk: one call for every file of a run."""
+    descriptor = os.open(folder, os.O_RDONLY) if folder.exists() else None
+    if descriptor is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(descriptor) != 0:
+            os.sync()
+    finally:
+        os.close(descriptor)
+
+
+_CODE: str | None = None
+
+
+def _code_version() -> str:
+    """A digest of the package's code, templates and assets: new code may write other bytes."""
+    global _CODE
+    if _CODE is None:
+        digest = hashlib.blake2b(digest_size=16)
+        root = Path(__file__).parent
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(os.fsencode(path.relative_to(root)) + b"\0" + path.read_bytes())
+        _CODE = digest.hexdigest()
+    return _CODE
+
+
+class ExportSink(Notifier):
+    """Where the announcer hands each change when exporting: re-exports what its keys name."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        super().__init__((), ())
+        self.exporter = exporter
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def submit(self, feed_urls: Collection[str], keys: Collection[str]) -> None:
+        try:
+            report = self.exporter.changed(keys)
+        except (FeedsError, OSError) as error:
+            # The next run (or the next change of the same documents) writes them; nothing is half-written.
+            log.error("re-export failed: %s", error)
+            return
+        log.info("re-exported %d keys: %s", len(keys), report)
+        for warning in report.warnings:
+            log.warning("%s", warning)
+
+
+@click.command("export")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base-url", help="Prefix of every URL in the files (default: FEEDS_BASE_URL, else the site's).")
+@click.option("--watch", is_flag=True, help="Keep exporting each change until stopped.")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="Processes for a full run.")
+@with_appcontext
+def export_command(outdir: Path, base_url: str | None, watch: bool, workers: int) -> None:
+    """Writes every feed, archive document, page and photo the service publishes into OUTDIR as
+    files, with a .gz beside each text file; a later run writes only what changed.
+
+    With --watch it keeps the index current (as `index --watch` does) and re-exports each change;
+    while another indexer runs, it follows that one's index instead.
+    """
+    publisher: Publisher = current_app.extensions["feeds"]
+    if not indexer_alive(publisher.store.files):
+        with contextlib.suppress(IndexerBusy):  # one just started: it brings the index up to date
+            publisher.sync_now(wait_seconds=0)
+    base = base_url or publisher.settings.base_url or publisher.store.site().base_url
+    if not base:
+        raise click.UsageError("no base URL: give --base-url, or set FEEDS_BASE_URL or the site's base_url")
+    try:
+        exporter = Exporter(current_app._get_current_object(), outdir, base, workers)  # type: ignore[attr-defined]
+        report = exporter.run()
+    except (FeedsError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"exported {exporter.outdir} for {exporter.base_url}: {report}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if watch:
+        _watch(publisher, exporter)
+
+
+def _watch(publisher: Publisher, exporter: Exporter) -> None:
+    """Re-exports each change until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s export[%(process)d] %(levelname)s %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    announcer = Announcer(ChangeTracker(publisher), ExportSink(exporter), exporter.base_url)
+    announcer.start()
+    try:
+        # Its first look takes the feeds as they are; what changed since the run above is caught here.
+        while not announcer.ready.wait(0.1):
+            if stop.is_set():
+                return
+        click.echo(f"caught up: {exporter.run()}")
+        click.echo(f"exporting every change to {exporter.outdir}")
+        watcher.watch(
+            publisher.indexer(),
+            publisher.content_dir,
+            publisher.settings.rescan_seconds,
+            stop,
+            on_sync=announcer.changed,
+            verify_per_second=publisher.settings.verify_per_second,
+        )
+    finally:
+        announcer.stop()
+        exporter.close()

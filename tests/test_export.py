@@ -1,0 +1,290 @@
+"""Static export: the files, served by real nginx with deploy/nginx/static.conf, are what the service serves."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bench import load, servers
+from feeds import create_app
+from feeds.export import compressible, file_for
+
+from .conftest import Clock, Newsroom
+from .running import need, settle, wait_for
+
+BASE = "https://frettir.example.is"
+CONF = servers.REPO / "deploy" / "nginx" / "static.conf"
+#: Every absolute link in a body, whatever it is written in: HTML attributes and srcset lists, XML
+#: (with escaped HTML inside), JSON strings (with escaped quotes).
+LINK = re.compile(re.escape(BASE) + r"(/[^\"'<>\s,&\\]*)")
+
+
+@pytest.fixture
+def room(newsroom: Newsroom) -> Newsroom:
+    """Three months, sections, topics with Icelandic names, photos with renditions, a draft and an embargo."""
+    newsroom.article(
+        "innlent",
+        "eldgos-hafid",
+        title="Eldgos hafið við Sundhnúksgíga",
+        date="16. mars 2026 kl. 20.23",
+        topics=["Reykjanesskagi", "Eldgos"],
+        authors=["Anna Jónsdóttir", "Páll Ólafsson"],
+        images=[
+            {"file": "gos.jpg", "caption": "Hraunið rennur til vesturs.", "credit": "Ljósmynd/Jón Pétursson"},
+            {"file": "kort.png", "caption": "Kort af svæðinu.", "credit": "Veðurstofa Íslands"},
+        ],
+        photos={"gos.jpg": (800, 500), "kort.png": (700, 700)},
+        body="Eldgos hófst í kvöld.\n\n![Glóandi hraun](gos.jpg)\n\nÞað sést frá Þingvöllum.",
+    )
+    newsroom.article(
+        "innlent",
+        "thingvellir",
+        title="Ný gestastofa á Þingvöllum",
+        date="2026-09-02T09:00:00Z",
+        topics=["Þingvellir"],
+        images=[{"file": "stofa.jpg", "caption": "Gestastofan.", "credit": "AFP"}],
+        photos={"stofa.jpg": (400, 300)},
+    )
+    newsroom.article("erlent", "kosning", title="Kosningar í Norður-Kóreu", date="2026-09-20T12:00:00Z",
+                     topics=["Norður-Kórea"])  # fmt: skip
+    newsroom.article("erlent", "eldflaug", title="Eldflaug skotið á loft", date="2026-10-05T07:30:00Z",
+                     topics=["Norður-Kórea", "Eldgos"])  # fmt: skip
+    newsroom.article("innlent", "stormur", title="Appelsínugul viðvörun", date="2026-10-20T18:00:00Z")
+    newsroom.article("innlent", "drog", title="Drög", date="2026-10-21T18:00:00Z", draft=True)
+    newsroom.article("erlent", "sidar", title="Birtist síðar", date="2026-12-24T18:00:00Z", topics=["Jól"])
+    newsroom.section("menning", "Menning", "Ekkert birt enn")
+    settle(newsroom)
+    return newsroom
+
+
+@pytest.fixture
+def app(room: Newsroom, clock: Clock, tmp_path: Path) -> Flask:
+    # Two items a feed, so that every scope has archive months to walk.
+    settings = {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "inline", "FEED_SIZE": 2}
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    servers.stop_all()
+
+
+def export(app: Flask, outdir: Path, *options: str) -> Result:
+    result = app.test_cli_runner().invoke(args=["export", str(outdir), "--base-url", BASE, *options])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def counts(result: Result) -> dict[str, int]:
+    found = re.search(r"written (\d+), kept (\d+), removed (\d+)", result.output)
+    assert found, result.output
+    return dict(zip(("written", "kept", "removed"), map(int, found.groups()), strict=True))
+
+
+def files(outdir: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under `outdir`: inode, modification time and bytes."""
+    found = {}
+    for path in outdir.rglob("*"):
+        if path.is_file():
+            status = path.stat()
+            found[str(path.relative_to(outdir))] = (status.st_ino, status.st_mtime_ns, path.read_bytes())
+    return found
+
+
+def start_static(outdir: Path, work: Path) -> servers.Server:
+    """nginx on loopback with deploy/nginx/static.conf, as an operator installs it."""
+    binary = servers.nginx_binary()
+    need(binary if Path(binary).exists() else None, "nginx")
+    port = servers.free_port()
+    conf = CONF.read_text().replace("@OUTDIR@", str(outdir)).replace("@LISTEN@", f"{servers.HOST}:{port}")
+    for folder in (outdir, *outdir.parents):  # nginx's workers may run as nobody
+        if folder in (Path(tempfile.gettempdir()), Path("/")):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
+    server = servers.start_nginx_with("static", port, work, conf)
+    server.wait_ready("/robots.txt", 30)
+    return server
+
+
+def live(client: FlaskClient, path: str, gzipped: bool = False) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Accept-Encoding": "gzip"} if gzipped else {}
+    with client.get(path, base_url=BASE, headers=headers) as response:
+        return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.get_data()
+
+
+def test_every_reachable_url_is_served_by_nginx_as_the_service_serves_it(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "public"
+    first = counts(export(app, outdir))
+    assert first["written"] > 0 and first["kept"] == first["removed"] == 0
+    server = start_static(outdir, tmp_path / "nginx")
+
+    queue = ["/", "/feeds.opml", "/robots.txt"]
+    seen: set[str] = set(queue)
+    while queue:
+        path = queue.pop()
+        static = load.probe(server.url(path))
+        status, headers, body = live(client, path)
+        assert (static.status, status) == (200, 200), path
+        assert static.body == body, path
+        assert static.headers["content-type"] == headers["content-type"], path
+        assert static.headers["cache-control"] == headers["cache-control"], path
+        if "charset=utf-8" not in headers["content-type"]:
+            continue  # a photo, or the icon
+        for link in LINK.findall(body.decode()):
+            if link not in seen:
+                seen.add(link)
+                queue.append(link)
+
+    exported = {name for name in files(outdir) if not name.endswith(".gz")}
+    assert {file_for(path) for path in seen} <= exported
+    # Archive documents of months a subscription feed holds whole are answered but not linked.
+    for name in exported - {file_for(path) for path in seen}:
+        assert "/archive/" in name, name
+        path = "/" + name.removesuffix("index.html")
+        assert load.probe(server.url(path)).body == live(client, path)[2], path
+    kinds = {
+        "article": "/innlent/eldgos-hafid/",
+        "section": "/innlent/",
+        "topic": "/topics/nordur-korea/",
+        "archive page": "/innlent/archive/2026-03/",
+        "archive feed": "/feeds/innlent/archive/2026-03/atom.xml",
+        "photo": "/innlent/eldgos-hafid/gos.jpg",
+        "rendition": "/innlent/eldgos-hafid/320w-",
+        "OPML": "/feeds.opml",
+        "JSON Feed": "/feeds/innlent/feed.json",
+        "empty section": "/feeds/menning/rss.xml",
+    }
+    for kind, start in kinds.items():
+        assert any(path.startswith(start) for path in seen), kind
+    assert not any("sidar" in path or "drog" in path or "/topics/jol/" in path for path in seen)
+    assert "/feeds/archive/2026-03/rss.xml" in seen
+
+
+def test_clients_that_accept_gzip_get_the_files_written_beside(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    server = start_static(outdir, tmp_path / "nginx")
+    texts = [name for name in files(outdir) if compressible(name)]
+    assert "index.html" in texts and "feeds/atom.xml" in texts and "innlent/archive/2026-03/index.html" in texts
+    for name in texts:
+        path = "/" + name.removesuffix("index.html")
+        plain = (outdir / name).read_bytes()
+        packed = (outdir / f"{name}.gz").read_bytes()
+        assert gzip.decompress(packed) == plain
+        answer = load.probe(server.url(path), {"Accept-Encoding": "gzip"})
+        assert answer.headers.get("content-encoding") == "gzip", path
+        assert answer.body == packed, path
+        assert answer.headers["vary"] == "Accept-Encoding"
+        assert load.probe(server.url(path)).body == plain
+        if name.startswith("feeds/") and not name.endswith(".opml"):
+            # The same bytes as the service's own gzip copy of a feed: fixed time, no name.
+            assert live(client, path, gzipped=True)[2] == packed, path
+    photo = load.probe(server.url("/innlent/eldgos-hafid/gos.jpg"), {"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in photo.headers
+    for path in ("/feeds/", "/nothing/", "/innlent/eldgos-hafid/nothing.jpg", "/healthz", "/.manifest"):
+        assert load.probe(server.url(path)).status == 404, path
+
+
+def test_a_second_run_after_an_edit_rewrites_only_the_files_whose_bytes_changed(
+    app: Flask, room: Newsroom, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    before = files(outdir)
+    unchanged = counts(export(app, outdir))
+    assert unchanged["written"] == unchanged["removed"] == 0
+    assert files(outdir) == before
+
+    reading = open(outdir / "feeds" / "rss.xml", "rb")  # noqa: SIM115 - held across the run
+    room.article("erlent", "eldflaug", title="Eldflaug skotið á loft í nótt", date="2026-10-05T07:30:00Z",
+                 topics=["Norður-Kórea", "Eldgos"])  # fmt: skip
+    edited = counts(export(app, outdir))
+    after = files(outdir)
+    changed = {name for name in after if name in before and after[name][2] != before[name][2]}
+    rewritten = {name for name in after if name in before and after[name][:2] != before[name][:2]}
+    assert changed == rewritten, "a file is rewritten if and only if its bytes changed"
+    assert {"erlent/eldflaug/index.html", "feeds/rss.xml", "feeds/topics/eldgos/atom.xml"} <= changed
+    assert "innlent/eldgos-hafid/index.html" not in changed
+    urls = [name for name in after if not name.endswith(".gz")]
+    written = [name for name in changed if not name.endswith(".gz")]
+    assert edited == {"written": len(written), "kept": len(urls) - len(written), "removed": 0}
+    # A reader who opened the old file reads it whole; the name now holds the new one.
+    assert reading.read() == before["feeds/rss.xml"][2]
+    reading.close()
+    assert b"loft \xc3\xad n\xc3\xb3tt" in (outdir / "feeds" / "rss.xml").read_bytes()
+    assert not [path for path in outdir.rglob(".*")], "no temporary file is left"
+
+
+def test_a_deleted_article_takes_its_files_with_it(app: Flask, room: Newsroom, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    article = outdir / "innlent" / "eldgos-hafid"
+    assert (article / "index.html.gz").exists() and (article / "gos.jpg").exists()
+    assert any(article.glob("640w-*/gos.jpg"))
+    assert (outdir / "feeds" / "archive" / "2026-03" / "rss.xml").exists()
+    for path in sorted((room.root / "innlent" / "eldgos-hafid").iterdir()):
+        path.unlink()
+    (room.root / "innlent" / "eldgos-hafid").rmdir()
+    removed = counts(export(app, outdir))
+    assert not article.exists(), "the page, its .gz, the photos and their renditions"
+    assert not (outdir / "feeds" / "archive" / "2026-03").exists(), "the month held nothing else"
+    assert not (outdir / "topics" / "reykjanesskagi").exists()
+    assert removed["removed"] >= 2 + 3 + 4 + 3
+    assert not [path for path in outdir.rglob("*") if path.name.endswith(".gz") and not path.with_suffix("").exists()]
+
+
+def test_a_photo_the_service_sends_is_the_same_file(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    for name in ("innlent/eldgos-hafid/gos.jpg", "innlent/thingvellir/stofa.jpg"):
+        assert (outdir / name).read_bytes() == live(client, "/" + name)[2]
+    rendition = next((outdir / "innlent" / "eldgos-hafid").glob("320w-*/kort.png"))
+    status, headers, body = live(client, "/" + str(rendition.relative_to(outdir)))
+    assert (status, headers["content-type"], body) == (200, "image/png", rendition.read_bytes())
+
+
+def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
+           "FEEDS_FEED_SIZE": "2", "FEEDS_INDEXER": "watch"}  # fmt: skip
+    log = tmp_path / "export.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "export", str(outdir), "--base-url", BASE, "--watch"],
+            cwd=servers.REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+        page = outdir / "innlent" / "stormur" / "index.html"
+        before = files(outdir)
+        room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+        wait_for(lambda: "Rauð viðvörun" in page.read_text(encoding="utf-8"), "the edit was never exported", 20)
+        month = outdir / "feeds" / "innlent" / "archive" / "2026-10" / "rss.xml"
+        wait_for(lambda: b"Rau\xc3\xb0" in month.read_bytes(), "the archive month was never exported", 20)
+        room.article("erlent", "ny", title="Glæný frétt", date="2026-10-30T10:00:00Z")
+        wait_for(lambda: (outdir / "erlent" / "ny" / "index.html.gz").exists(), "a new article was never exported", 20)
+        after = files(outdir)
+        rewritten = {name for name in after if name in before and after[name][:2] != before[name][:2]}
+        changed = {name for name in after if name in before and after[name][2] != before[name][2]}
+        assert rewritten == changed
+        assert "innlent/eldgos-hafid/index.html" not in rewritten
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
+    assert not [path for path in outdir.rglob(".*")]
