@@ -18,7 +18,7 @@ from .announcer import announcer_for
 from .export import export_command
 from .indexer import IndexerBusy, indexer_alive
 from .publisher import Publisher
-from .supervisor import serve
+from .supervisor import default_workers, serve
 
 
 def _publisher() -> Publisher:
@@ -95,12 +95,19 @@ def index_command(watch: bool) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="Web worker processes.")
+@click.option("--workers", default=default_workers, show_default="one per core", type=int, help="Web worker processes.")
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True,
+    help="A line per request on standard output, in the Combined Log Format (off where a proxy in front logs).",
+)  # fmt: skip
 @click.pass_context
-def serve_command(context: click.Context, host: str, port: int, workers: int) -> None:
-    """Serves the app with granian and keeps the index current beside it; restarts either if it dies."""
+def serve_command(context: click.Context, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serves the app with granian and keeps the index current beside it; restarts either if it dies.
+
+    SIGHUP reloads the web workers one by one without dropping a request; the indexer runs on.
+    """
     info = context.ensure_object(ScriptInfo)
-    raise SystemExit(serve(info.app_import_path or "app", host, port, workers))
+    raise SystemExit(serve(info.app_import_path or "app", host, port, workers, access_log))
 
 
 def init_app(app: Flask) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,6 +78,8 @@ def command_line(pid: int) -> str:
 class Service:
     port: int
     process: subprocess.Popen[bytes]
+    #: What the supervisor and its children write (granian's access log among it).
+    log: Path
 
     def indexer(self) -> int:
         return next(pid for pid in children(self.process.pid) if "index --watch" in command_line(pid))
@@ -107,11 +111,13 @@ def service(newsroom: Newsroom, tmp_path: Path) -> Iterator[Service]:
         os.utime(path, (an_hour_ago, an_hour_ago))
     port = free_port()
     environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
-    process = subprocess.Popen(
-        [str(FLASK), "--app", "app", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    running = Service(port, process)
+    log = tmp_path / "service.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(FLASK), "--app", "app", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            cwd=ROOT, env=environment, start_new_session=True, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = Service(port, process, log)
     try:
         wait_for(lambda: answers(port) or process.poll() is not None, "the server did not start", 30)
         assert process.poll() is None
@@ -184,6 +190,78 @@ def test_a_killed_indexer_is_restarted(newsroom: Newsroom, service: Service) -> 
              "the indexer was not restarted")  # fmt: skip
     edit_shows(newsroom, service.port, "Eftir að skráningin var drepin")
     assert get(service.port, "/healthz")[0] == 200
+
+
+def test_a_reload_replaces_every_worker_and_no_request_fails(newsroom: Newsroom, service: Service) -> None:
+    """SIGHUP to the supervisor (`kill -HUP`, systemd's reload): granian starts a new worker before
+    it stops each old one, which finishes what it was answering; the indexer runs on."""
+    before, indexer = service.workers(), service.indexer()
+    stop = threading.Event()
+    statuses: list[int] = []
+    failures: list[str] = []
+
+    def poll_on_fresh_connections() -> None:
+        while not stop.is_set():
+            try:
+                statuses.append(get(service.port, "/feeds/rss.xml")[0])
+            except OSError as error:
+                failures.append(f"fresh connection: {error!r}")
+
+    def poll_on_one_connection() -> None:
+        connection: http.client.HTTPConnection | None = None
+        while not stop.is_set():
+            reused = connection is not None
+            connection = connection or http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            try:
+                connection.request("GET", "/feeds/rss.xml")
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+            except OSError as error:
+                connection.close()
+                connection = None
+                # An old worker closes the keep-alive connections it holds idle; a request sent on one
+                # at that moment meets a closed connection, and clients send it again on a new one
+                # (RFC 9112, 9.3.1), which the next round does here. A new connection never fails.
+                if not (reused and isinstance(error, http.client.RemoteDisconnected | ConnectionResetError)):
+                    failures.append(f"kept-alive connection: {error!r}")
+        if connection is not None:
+            connection.close()
+
+    pollers = [threading.Thread(target=poll_on_fresh_connections) for _ in range(4)]
+    pollers += [threading.Thread(target=poll_on_one_connection) for _ in range(2)]
+    for poller in pollers:
+        poller.start()
+    try:
+        time.sleep(0.5)
+        os.kill(service.process.pid, signal.SIGHUP)
+        wait_for(lambda: len(service.workers()) == 2 and not set(service.workers()) & set(before),
+                 "the workers were not all replaced", 40)  # fmt: skip
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(timeout=15)
+    assert failures == []
+    assert set(statuses) == {200} and len(statuses) > 200
+    assert service.indexer() == indexer
+    edit_shows(newsroom, service.port, "Eftir endurhleðslu")
+
+
+#: nginx's and Apache's `combined`: address, identity, user, [time], "request", status, bytes
+#: (granian does not count them), "referer", "user agent"; quotes and backslashes escaped.
+COMBINED = re.compile(
+    r"127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "
+    r'"GET /feeds/rss\.xml\?lesandi=1 HTTP/1\.1" 200 - "https://lesandi\.example/" "Lesari \\x22prufa\\x22/1\.0"'
+)
+
+
+def test_the_access_log_is_in_the_combined_log_format(service: Service) -> None:
+    headers = {"Referer": "https://lesandi.example/", "User-Agent": 'Lesari "prufa"/1.0'}
+    assert get(service.port, "/feeds/rss.xml?lesandi=1", headers)[0] == 200
+    wait_for(lambda: "lesandi=1" in service.log.read_text(errors="replace"), "no access log line")
+    lines = [line for line in service.log.read_text(errors="replace").splitlines() if "lesandi=1" in line]
+    assert len(lines) == 1 and COMBINED.fullmatch(lines[0]), lines
 
 
 def test_bare_gunicorn_keeps_the_index_current(newsroom: Newsroom, tmp_path: Path) -> None:
