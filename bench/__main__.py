@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import corpus, inprocess, lastmile, load, report, servers
+from . import corpus, export, inprocess, lastmile, load, report, servers
 from .report import GUNICORN_SERVICE, GZIP, NAIVE, NGINX, NOT_MODIFIED, PLAIN, SERVICE, Measurement, Results, Row
 
 FEED = "/feeds/rss.xml"
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         if not options.quick:
             # Save → subscriber and save → visible through Varnish, on the largest corpus.
             results.sections.append(lastmile.run(work, label="100k", edits=20, seconds=options.seconds).markdown())
+            # The static export against Hugo's cold build, and nginx serving it, on the same corpus.
+            results.sections.append(export.run(work, SIZES["100k"], seconds=options.seconds).markdown())
     finally:
         servers.stop_all()
     results.elapsed_s = time.monotonic() - _started

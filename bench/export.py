@@ -1,0 +1,286 @@
+"""`python -m bench.export [--articles N]`: the static export against Hugo's cold build of the same bundles,
+an edit re-exported, and nginx serving the export against nginx serving a static file."""
+
+# ruff: noqa: S108 - /tmp by default, as the other benchmarks
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import corpus, load, servers
+
+#: Feeds whose serving is compared: the site's (a month of articles), and a section's.
+FEEDS = ("/feeds/rss.xml", "/feeds/innlent/rss.xml")
+HUGO_BINARY = "hugo"
+#: A fair, minimal Hugo site over the same page bundles: a page per article (with its photos, which
+#: Hugo then publishes), a list and an RSS feed (full text, newest 50) per section and for the site.
+HUGO_CONFIG = """\
+baseURL = "{base_url}/"
+languageCode = "is"
+title = "Fréttavefurinn"
+contentDir = "{content}"
+disableKinds = ["taxonomy", "term"]
+ignoreFiles = ['(^|/){photos}/', '\\.bench-corpus\\.json$']
+[outputs]
+home = ["HTML", "RSS"]
+section = ["HTML", "RSS"]
+page = ["HTML"]
+[services.rss]
+limit = 50
+"""
+HUGO_LAYOUTS = {
+    "single.html": """\
+<!doctype html><html lang="is"><head><meta charset="utf-8"><title>{{ .Title }} – {{ .Site.Title }}</title></head>
+<body><article><h1>{{ .Title }}</h1><p><time datetime="{{ .Date.Format "2006-01-02T15:04:05Z07:00" }}">\
+{{ .Date.Format "2. January 2006" }}</time> · {{ delimit (.Params.authors | default slice) ", " }}</p>
+{{ range .Resources.ByType "image" }}<figure><img src="{{ .RelPermalink }}" width="{{ .Width }}" \
+height="{{ .Height }}" alt=""></figure>{{ end }}
+{{ .Content }}</article></body></html>
+""",
+    "list.html": """\
+<!doctype html><html lang="is"><head><meta charset="utf-8"><title>{{ .Title }}</title>
+{{ with .OutputFormats.Get "rss" }}<link rel="alternate" type="application/rss+xml" href="{{ .Permalink }}">{{ end }}\
+</head><body><h1>{{ .Title }}</h1><ul>{{ range first 50 .RegularPagesRecursive.ByDate.Reverse }}\
+<li><a href="{{ .RelPermalink }}">{{ .Title }}</a> {{ .Params.summary }}</li>{{ end }}</ul></body></html>
+""",
+    "rss.xml": """\
+{{- printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\"?>" | safeHTML }}
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>\
+<title>{{ .Title }} – {{ .Site.Title }}</title><link>{{ .Permalink }}</link><description>{{ .Title }}</description>\
+<language>is</language>
+{{ range first 50 .RegularPagesRecursive.ByDate.Reverse }}<item><title>{{ .Title }}</title>\
+<link>{{ .Permalink }}</link><guid isPermaLink="false">{{ .Params.id }}</guid>\
+<pubDate>{{ .Date.Format "Mon, 02 Jan 2006 15:04:05 -0700" }}</pubDate><description>{{ .Params.summary }}</description>\
+<content:encoded>{{ .Content | html }}</content:encoded>{{ range .Resources.ByType "image" }}\
+<enclosure url="{{ .Permalink }}" type="{{ .MediaType }}" length="0"/>{{ end }}</item>
+{{ end }}</channel></rss>
+""",
+}
+
+
+@dataclass
+class Row:
+    what: str
+    value: str
+    detail: str = ""
+
+
+@dataclass
+class ExportBench:
+    """What one run measured."""
+
+    label: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, what: str, value: str, detail: str = "") -> None:
+        self.rows.append(Row(what, value, detail))
+        print(f"  {what}: {value}  {detail}", flush=True)
+
+    def markdown(self) -> str:
+        lines = [
+            f"# Static export ({self.label} corpus)",
+            "",
+            "`python -m bench.export` (bench/export.py); one run, on this machine.",
+            "",
+            "| what | value | detail |",
+            "|---|---|---|",
+            *(f"| {row.what} | {row.value} | {row.detail} |" for row in self.rows),
+        ]
+        if self.notes:
+            lines += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(lines) + "\n"
+
+
+def run(work: Path, articles: int, seconds: int = 5) -> ExportBench:
+    """Every measurement on a corpus of `articles` under `work` (made if missing, and kept); stops
+    everything it started."""
+    label = f"{articles // 1000}k" if articles >= 1000 else str(articles)
+    results = ExportBench(label)
+    content, reused = corpus.ensure(work / f"corpus-{label}", articles)
+    print(f"corpus {label}: {'reused' if reused else 'generated'} ({content})", flush=True)
+    run_dir = work / f"export-{label}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    env = servers.service_env(content, run_dir / "cache")
+    outdir = run_dir / "public"
+    try:
+        started = time.perf_counter()
+        _flask(["index"], env, timeout=1800)
+        results.add("index build (fresh cache dir), before the export", f"{time.perf_counter() - started:.1f} s")
+        cold = _timed_export(outdir, env, results, "export, cold (empty OUTDIR, no manifest)")
+        _timed_export(outdir, env, results, "export again, nothing changed")
+        hugo = _hugo(content, run_dir / "hugo", results)
+        if hugo is not None:
+            results.add("export cold / Hugo cold", f"{cold / hugo:.2f}×", "target ≤ 0.5×")
+        bundle = corpus.newest_bundle(content)
+        token = _edit(bundle)
+        _timed_export(outdir, env, results, "export after one edit (a second run, no --watch)")
+        if token not in (outdir / bundle.relative_to(content) / "index.html").read_text(encoding="utf-8"):
+            results.notes.append("the edit was not in the exported page after the second run")
+        _watch(content, bundle, outdir, env, run_dir, results)
+        _serving(outdir, run_dir, seconds, results)
+        size = sum(path.stat().st_size for path in outdir.rglob("*") if path.is_file())
+        count = sum(1 for path in outdir.rglob("*") if path.is_file())
+        results.add("OUTDIR", f"{count:,} files", f"{size / 2**30:.2f} GiB (photos hard-linked where they can be)")
+    finally:
+        servers.stop_all()
+    return results
+
+
+def _flask(arguments: list[str], env: dict[str, str], timeout: float) -> str:
+    done = servers.run([str(servers.BIN / "flask"), "--app", "app", *arguments], env=env, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
+def _timed_export(outdir: Path, env: dict[str, str], results: ExportBench, what: str) -> float:
+    started = time.perf_counter()
+    said = _flask(["export", str(outdir)], env, timeout=3600)
+    took = time.perf_counter() - started
+    report = re.search(r": (\d+ files: .*)$", said)
+    results.add(what, f"{took:.2f} s", f"`{report[1] if report else said}`; wall time of the command")
+    return took
+
+
+def _edit(bundle: Path) -> str:
+    """Gives the article a new title, saved as editors' tools do (a new file renamed into place)."""
+    token = f"Breytt fyrirsögn {secrets.token_hex(4)}"
+    path = bundle / "index.md"
+    text = re.sub(r"^title: .*$", f'title: "{token}"', path.read_text(encoding="utf-8"), count=1, flags=re.M)
+    temporary = path.with_name(".index.md.bench-tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return token
+
+
+def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_dir: Path, res: ExportBench) -> None:
+    """`export --watch` as the indexer: save → the article page, the site's feed and its month's
+    archive document (the largest document an edit touches) written, with their .gz."""
+    log = run_dir / "watch.log"
+    command = [str(servers.BIN / "flask"), "--app", "app", "export", str(outdir), "--watch"]
+    watcher = servers.start("export --watch", 0, command, env, log)
+    deadline = time.monotonic() + 1800
+    while b"exporting every change" not in log.read_bytes():
+        if watcher.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"export --watch did not start:\n{watcher.log_tail()}")
+        time.sleep(0.2)
+    time.sleep(3)  # the watch loop's first pass over the content
+    page = outdir / bundle.relative_to(content) / "index.html"
+    month = re.search(rb"/feeds/archive/(\d{4}-\d{2})/rss\.xml", (outdir / "feeds" / "rss.xml.gz").read_bytes())
+    newest = re.search(r'date: "(\d{4}-\d{2})', (bundle / "index.md").read_text(encoding="utf-8"))
+    archive = outdir / "feeds" / "archive" / (newest[1] if newest else "") / "feed.json.gz"
+    times: dict[str, list[float]] = {"page": [], "site feed": [], "archive month": []}
+    for _ in range(5):
+        token = _edit(bundle)
+        saved = time.perf_counter()
+        pending = {"page": (page, False), "site feed": (outdir / "feeds" / "rss.xml.gz", True),
+                   "archive month": (archive, True)}  # fmt: skip
+        while pending and time.perf_counter() - saved < 30:
+            for what, (path, packed) in list(pending.items()):
+                try:
+                    data = gzip.decompress(path.read_bytes()) if packed else path.read_bytes()
+                except (OSError, EOFError):
+                    continue
+                if token.encode() in data:
+                    times[what].append((time.perf_counter() - saved) * 1e3)
+                    del pending[what]
+            time.sleep(0.005)
+        if pending:
+            res.notes.append(f"--watch: not exported within 30 s: {', '.join(pending)}")
+        time.sleep(1)
+    watcher.stop()
+    for what, found in times.items():
+        each = ", ".join(f"{value:.0f}" for value in found)
+        value = f"{sorted(found)[len(found) // 2]:.0f} ms" if found else "—"
+        res.add(f"--watch: save → {what} exported (median of 5)", value, f"each: {each} ms; target ≤ 1 s")
+    if month is None:
+        res.notes.append("the site feed names no archive month")
+
+
+def _hugo(content: Path, site: Path, results: ExportBench) -> float | None:
+    binary = shutil.which(HUGO_BINARY)
+    if binary is None:
+        results.notes.append("hugo is not installed (Debian: apt-get install hugo): no comparison")
+        return None
+    shutil.rmtree(site, ignore_errors=True)
+    (site / "layouts" / "_default").mkdir(parents=True)
+    config = HUGO_CONFIG.format(base_url=servers.BASE_URL, content=content, photos=corpus.PHOTO_DIR)
+    (site / "hugo.toml").write_text(config, encoding="utf-8")
+    for name, text in HUGO_LAYOUTS.items():
+        (site / "layouts" / "_default" / name).write_text(text, encoding="utf-8")
+    version = servers.run([binary, "version"]).stdout.strip().split(" ")[0:2]
+    started = time.perf_counter()
+    done = servers.run([binary, "--quiet", "-s", str(site), "-d", str(site / "public")], timeout=3600)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        results.notes.append(f"hugo failed: {done.stderr[-500:]}")
+        return None
+    files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
+    detail = f"{' '.join(version)}; {files:,} files: a page per article with its photos, a list and RSS per section"
+    results.add("Hugo cold build of the same bundles", f"{took:.2f} s", detail)
+    shutil.rmtree(site / "public", ignore_errors=True)
+    return took
+
+
+def _serving(outdir: Path, run_dir: Path, seconds: int, results: ExportBench) -> None:
+    """nginx with deploy/nginx/static.conf on OUTDIR, against servers.start_nginx on one copied file."""
+    if not Path(load.wrk_binary()).exists():
+        results.notes.append("wrk is not installed (apt-get install wrk): no throughput")
+        return
+    port = servers.free_port()
+    conf = (servers.REPO / "deploy" / "nginx" / "static.conf").read_text()
+    conf = conf.replace("@OUTDIR@", str(outdir)).replace("@LISTEN@", f"{servers.HOST}:{port}")
+    for folder in (outdir, *outdir.parents):  # nginx's workers may run as nobody
+        if folder == Path("/") or folder.name == "tmp":
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
+    exported = servers.start_nginx_with("nginx on OUTDIR", port, run_dir / "nginx-export", conf)
+    exported.wait_ready(FEEDS[0], 30)
+    docroot = run_dir / "nginx-static" / "www"
+    for path in FEEDS:
+        (docroot / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(outdir / path.lstrip("/"), docroot / path.lstrip("/"))
+        shutil.copyfile(outdir / f"{path.lstrip('/')}.gz", docroot / f"{path.lstrip('/')}.gz")
+    static = servers.start_nginx(docroot, run_dir / "nginx-static" / "prefix")
+    static.wait_ready(FEEDS[0], 30)
+    for path in FEEDS:
+        for request, headers in (("200", {}), ("200 gzip", {"Accept-Encoding": "gzip"})):
+            rates = []
+            for server in (exported, static):
+                load.wrk(server.url(path), 1, headers)
+                rates.append(load.wrk(server.url(path), seconds, headers).requests_per_second)
+            size = len(load.probe(exported.url(path), headers).body)
+            results.add(
+                f"nginx on OUTDIR vs nginx static, {path} {request}",
+                f"{rates[0] / rates[1]:.2f}×",
+                f"{rates[0]:,.0f} vs {rates[1]:,.0f} req/s, {size:,} B; target ≈ 1×",
+            )
+    servers.stop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("FEEDS_BENCH_DIR", "/tmp/feeds-bench")))
+    parser.add_argument("--seconds", type=int, default=5, help="each wrk run")
+    parser.add_argument("--output", type=Path, help="default: bench/out/export-<size>.md")
+    options = parser.parse_args(argv)
+    results = run(options.dir.resolve(), options.articles, options.seconds)
+    output: Path = options.output or servers.REPO / "bench" / "out" / f"export-{results.label}.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(results.markdown())
+    print(results.markdown())
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
