@@ -689,6 +689,7 @@ class ExportSink(Notifier):
     def __init__(self, exporter: Exporter) -> None:
         super().__init__((), ())
         self.exporter = exporter
+        self._settings: str | None = None
 
     def start(self) -> None:
         pass
@@ -697,8 +698,13 @@ class ExportSink(Notifier):
         pass
 
     def submit(self, feed_urls: Collection[str], keys: Collection[str]) -> None:
+        store = self.exporter.publisher.store
         try:
-            report = self.exporter.changed(keys)
+            # The site's or a section's settings show on every page, which no key names: all is
+            # looked at (and what its fingerprint says is unchanged, kept without rendering).
+            settings = fingerprint((store.site(), store.sections()))
+            changed, self._settings = self._settings not in (None, settings), settings
+            report = self.exporter.run() if changed else self.exporter.changed(keys)
         except (FeedsError, OSError) as error:
             # The next run (or the next change of the same documents) writes them; nothing is half-written.
             log.error("re-export failed: %s", error)
