@@ -671,13 +671,14 @@ _CODE: str | None = None
 
 
 def _code_version() -> str:
-    """A digest of the package's code, templates and assets: new code may write other bytes."""
+    """A digest of the package's code, templates and assets (but this module, which writes no
+    body): new code may write other bytes."""
     global _CODE
     if _CODE is None:
         digest = hashlib.blake2b(digest_size=16)
         root = Path(__file__).parent
         for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file() and "__pycache__" not in path.parts and path != Path(__file__):
                 digest.update(os.fsencode(path.relative_to(root)) + b"\0" + path.read_bytes())
         _CODE = digest.hexdigest()
     return _CODE
