@@ -174,7 +174,7 @@ def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_d
         time.sleep(0.2)
     time.sleep(3)  # the watch loop's first pass over the content
     page = outdir / bundle.relative_to(content) / "index.html"
-    month = re.search(rb"/feeds/archive/(\d{4}-\d{2})/rss\.xml", (outdir / "feeds" / "rss.xml.gz").read_bytes())
+    month = re.search(rb"/feeds/archive/(\d{4}-\d{2})/rss\.xml", (outdir / "feeds" / "rss.xml").read_bytes())
     newest = re.search(r'date: "(\d{4}-\d{2})', (bundle / "index.md").read_text(encoding="utf-8"))
     archive = outdir / "feeds" / "archive" / (newest[1] if newest else "") / "feed.json.gz"
     times: dict[str, list[float]] = {"page": [], "site feed": [], "archive month": []}
