@@ -17,9 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+
+from .access_log import ACCESS_LOG_FIELDS, LOG_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +39,7 @@ WORKERS_KILL_SECONDS = 3
 #: On a reload, how long each new worker is given to load the app and listen before the old one
 #: it replaces is told to stop (granian's `--respawn-interval`; a dead worker is replaced at once).
 RELOAD_OVERLAP_SECONDS = 3.5
-#: granian's access log format: what `CombinedLogFormat` gets (granian passes the headers it names
-#: as `_h0`, `_h1`, in order), and close to the line it writes, should granian run without it.
-ACCESS_LOG_FIELDS = (
-    '%(addr)s - - [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d - '
-    '"%(header{referer})s" "%(header{user-agent})s"'
-)
-#: granian's logging, with the access log's formatter replaced by ours.
-LOG_CONFIG = Path(__file__).with_name("granian-logging.json")
 _PR_SET_PDEATHSIG = 1
-#: Bytes that are escaped in an access log line, as nginx does: quotes, backslashes, controls and
-#: everything past ASCII (as \xHH of the byte: WSGI hands text over as latin-1).
-_ESCAPES = {code: f"\\x{code:02X}" for code in (*range(0x20), 0x22, 0x5C, *range(0x7F, 0x100))}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def default_workers() -> int:
@@ -57,40 +47,6 @@ def default_workers() -> int:
     of it Python (measured on two cores: twice as many workers answered no faster and with a p99
     four times longer)."""
     return len(os.sched_getaffinity(0)) or 1
-
-
-class CombinedLogFormat(logging.Formatter):
-    """granian's access log in the Combined Log Format, as nginx and Apache write it and log tools
-    read it: `addr - - [05/Dec/2026:22:47:43 +0000] "GET /path?query HTTP/1.1" 200 - "referer" "agent"`.
-
-    The time is when the line is written (the answer's end, as in nginx). granian does not count
-    the bytes it sends, so their field is "-".
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: The last second a line was written in, and its text: most lines cost no time formatting.
-        self._clock = (-1, "")
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = record.args
-        if not isinstance(fields, Mapping):  # not one of granian's access lines
-            return super().format(record)
-        second, moment = self._clock
-        if int(record.created) != second:
-            local = time.localtime(record.created)
-            moment = f"{local.tm_mday:02d}/{_MONTHS[local.tm_mon - 1]}/{time.strftime('%Y:%H:%M:%S %z', local)}"
-            self._clock = (int(record.created), moment)
-        query = fields["query_string"]
-        target = _escape(f"{fields['path']}?{query}" if query else str(fields["path"]))
-        return (
-            f'{fields["addr"]} - - [{moment}] "{fields["method"]} {target} {fields["protocol"]}" {fields["status"]} -'
-            f' "{_escape(str(fields["_h0"]))}" "{_escape(str(fields["_h1"]))}"'
-        )
-
-
-def _escape(text: str) -> str:
-    return text.translate(_ESCAPES)
 
 
 class Child:

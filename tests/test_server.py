@@ -248,6 +248,20 @@ def test_a_reload_replaces_every_worker_and_no_request_fails(newsroom: Newsroom,
     edit_shows(newsroom, service.port, "Eftir endurhleðslu")
 
 
+def test_a_reload_loads_the_app_afresh() -> None:
+    """granian's main process reads its logging configuration (which names our access log's
+    formatter) and forks every worker from itself: were the app imported there, the workers of a
+    reload would run the code of the first start."""
+    script = (
+        "import json, sys\n"
+        "from granian.log import LogLevels, configure_logging\n"
+        "configure_logging(LogLevels.info, json.load(open('feeds/granian-logging.json')), True)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('feeds', 'flask', 'app')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["['feeds',", "'feeds.access_log']"]
+
+
 #: nginx's and Apache's `combined`: address, identity, user, [time], "request", status, bytes
 #: (granian does not count them), "referer", "user agent"; quotes and backslashes escaped.
 COMBINED = re.compile(
