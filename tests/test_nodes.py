@@ -30,8 +30,8 @@ SETTINGS = {"BASE_URL": BASE_URL, "FEED_SIZE": "2"}
 ROOTS = ("/", "/feeds.opml", "/favicon.ico", "/robots.txt")
 #: Differs per node by design: each says how its own index and indexer are doing.
 PER_NODE = frozenset({"/healthz"})
-#: Headers a node may set as it likes: when it answered.
-ANSWER_TIME = frozenset({"date"})
+#: Headers about the answer, not the document: when it was sent, and the request's own id.
+PER_ANSWER = frozenset({"date", "x-request-id"})
 _URL = re.compile(re.escape(BASE_URL) + r"(/[^\s\\\"'<>)&]*)")
 PUBLIC_ARTICLES = 7
 NEVER_SHOWN = (
@@ -144,7 +144,7 @@ def crawl(node: Node) -> list[str]:
 
 def answers(node: Node, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     probe = node.get(path, headers)
-    return probe.status, {name: value for name, value in probe.headers.items() if name not in ANSWER_TIME}, probe.body
+    return probe.status, {name: value for name, value in probe.headers.items() if name not in PER_ANSWER}, probe.body
 
 
 def assert_alike(first: Node, second: Node) -> list[str]:
