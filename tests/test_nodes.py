@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pytest
 from bench import load, servers
 
 from .conftest import Newsroom
-from .running import settle, start_origin, wait_for
+from .running import need, settle, start_origin, wait_for
 
 BASE_URL = "https://frettir.example.is"
 #: Two items a feed, so that every scope has an archive to walk.
@@ -34,6 +35,8 @@ PER_NODE = frozenset({"/healthz"})
 PER_ANSWER = frozenset({"date", "x-request-id"})
 _URL = re.compile(re.escape(BASE_URL) + r"(/[^\s\\\"'<>)&]*)")
 PUBLIC_ARTICLES = 7
+#: How README's Deployment section has each node's content pushed to it.
+RSYNC = ("-a", "--delete-after", "--delay-updates")
 NEVER_SHOWN = (
     "/innlent/framtid/",
     "/innlent/drog/",
@@ -260,3 +263,39 @@ def test_nodes_with_their_own_copies_of_the_content_answer_alike(newsroom: Newsr
     nodes = (start_node(newsroom.root, tmp_path / "a"), start_node(copy, tmp_path / "b"))
     wait_for(caught_up(nodes), "the nodes never indexed every article", 30)
     covers_everything(assert_alike(*nodes))
+
+
+def test_a_node_fed_by_rsync_answers_as_the_node_it_copies(newsroom: Newsroom, tmp_path: Path) -> None:
+    """The recommended way (README, Deployment): the newsroom's files pushed to a node's own disk by
+    rsync, which renames each file into place, and a run's files together at its end."""
+    rsync = need(shutil.which("rsync"), "rsync")
+    copy = tmp_path / "node" / "content"
+    copy.mkdir(parents=True)
+
+    def push() -> None:
+        subprocess.run([rsync, *RSYNC, f"{newsroom.root}/", f"{copy}/"], check=True)
+
+    write_site(newsroom)
+    write_articles(newsroom)
+    settle(newsroom)
+    push()
+    nodes = (start_node(newsroom.root, tmp_path / "a"), start_node(copy, tmp_path / "b"))
+    wait_for(caught_up(nodes), "the nodes never indexed every article", 30)
+    # One push brings an edit with a new photo, a new article with its photos, and a deletion.
+    newsroom.article(
+        "erlent", "kosning", title="Kosið í Danmörku: úrslitin", date="2024-04-03T07:15:00Z",
+        updated="2024-04-04T06:00:00Z", photos={"talning.png": (900, 600)},
+        images=[{"file": "talning.png", "caption": "Talið fram á nótt.", "credit": "Ritzau Scanpix"}],
+    )  # fmt: skip
+    newsroom.article(
+        "menning", "tonleikar", title="Tónleikar í Hörpu", date="2024-04-05T20:00:00Z", topics=["Tónlist"],
+        photos={"harpa.jpg": (1000, 700)},
+        images=[{"file": "harpa.jpg", "caption": "Harpa að kvöldi.", "credit": "Ljósmynd/Ari Sigvaldason"}],
+    )  # fmt: skip
+    shutil.rmtree(newsroom.root / "ithrottir" / "landsleikur")
+    push()
+    wait_for(lambda: all(shows(node, "/menning/", "Hörpu") and shows(node, "/erlent/", "úrslitin") for node in nodes),
+             "the push never showed", 30)  # fmt: skip
+    wait_for(caught_up(nodes), "the nodes never settled", 30)
+    paths = assert_alike(*nodes)
+    assert "/menning/tonleikar/harpa.jpg" in paths and "/ithrottir/landsleikur/" not in paths
