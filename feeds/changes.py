@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from . import edge
-from .dates import month_of, month_span
+from . import edge, periods
+from .dates import month_of
 from .description import Scope
 from .errors import IncompleteRender, NotFound
 from .formats import FORMATS
@@ -81,7 +81,8 @@ class _Seen:
         return {Scope(), Scope(section=self.section), *(Scope(topic=topic) for topic in self.topics)}
 
     def archives(self) -> set[Scope]:
-        """The archive documents that hold it: its month, in each of its scopes."""
+        """The months of the archives that hold it, in each of its scopes (a busy month's
+        documents are its days or hours)."""
         return {scope.archive(self.month) for scope in self.scopes}
 
 
@@ -109,9 +110,12 @@ class ChangeTracker:
         self._members: dict[Scope, frozenset[str]] = {}
         #: Every public article, by path; None until the first look has read them all.
         self._known: dict[str, _Seen] | None = None
-        #: Archive documents to look at after the subscription feeds: the months articles left or
+        #: Archive months to look at after the subscription feeds: the months articles left or
         #: joined, with the articles that joined each and whether it held one before.
         self._archives_due: dict[Scope, tuple[set[str], bool]] = {}
+        #: The archive documents inside each month looked at, as they were then (its own, or
+        #: those of its days or hours).
+        self._documents_in: dict[Scope, set[Scope]] = {}
         self._load()
 
     def look(self, bundles: Collection[str] | None) -> Changes:
@@ -175,41 +179,42 @@ class ChangeTracker:
         return Changes(version, tuple(changed), tuple(gone), frozenset(keys), len(scopes), rendered)
 
     def look_at_archives(self) -> Changes:
-        """The archive documents the last look touched: those that changed, came or went, and the
-        neighbours of a month that came or went (their prev-archive and next-archive links)."""
+        """The archive documents the last look touched: every document inside each month an
+        article joined or left, those that went, and the neighbours of a month whose documents
+        came or went (their prev-archive and next-archive links)."""
         version = self.publisher.store.version()
         now = self.publisher.clock()
-        zone = ZoneInfo(self.publisher.store.site().timezone)
+        site = self.publisher.store.site()
+        zone = ZoneInfo(site.timezone)
         due, self._archives_due = self._archives_due, {}
         changed: set[Scope] = set()
         gone: set[Scope] = set()
-        for archive in sorted(due, key=lambda scope: scope.feed_path):
-            joined, held = due[archive]
-            try:
-                feed = self.publisher.feed(archive, self.base_url)
-            except NotFound:
-                if held:
-                    gone.add(archive)
-                    changed.update(self._neighbours_of_gone(archive, now, zone))
-                continue
-            changed.add(archive)
-            if not held and all(article.path in joined for article in feed.articles):
-                # A month that came: its neighbours now link to it.
-                months = (feed.archive.previous, feed.archive.following)
-                changed.update(archive.current.archive(month) for month in months if month is not None)
-        changed -= gone
+        for month_scope in sorted(due, key=_path):
+            _, held = due[month_scope]
+            scope, month = month_scope.current, periods.parse(month_scope.month or "")
+            plan = self.publisher.archive_plan(scope, site, now)
+            inside = {scope.archive(period.name) for period in plan.within(month)}
+            before = self._documents_in.get(month_scope)
+            if before is not None:
+                moved = inside != before
+            else:
+                # Not looked at since this process started: it had its own document if it held an
+                # article, and its neighbours' links change if it came, went or is cut finer.
+                before = {month_scope} if held else set()
+                moved = not held or not inside or inside != {month_scope}
+            gone.update(before - inside)
+            changed.update(inside)
+            if moved:
+                start, end = month.span(zone)
+                older, newer = self.publisher.store.published_near(start, end, now, scope.section, scope.topic)
+                changed.update(scope.archive(plan.period_of(moment).name) for moment in (older, newer) if moment)
+            self._documents_in[month_scope] = inside
+        gone -= changed
         documents = [archive.document_path(f.file_name) for archive in sorted(changed, key=_path) for f in FORMATS]
         went = [archive.document_path(f.file_name) for archive in sorted(gone, key=_path) for f in FORMATS]
         keys = {f"feed:{document}" for document in (*documents, *went)}
         keys.update(edge.page_key(archive.page_path) for archive in changed | gone)
         return Changes(version, tuple(documents), tuple(went), frozenset(keys), len(due), 0)
-
-    def _neighbours_of_gone(self, archive: Scope, now: datetime, zone: ZoneInfo) -> set[Scope]:
-        if archive.month is None:
-            return set()
-        start, end = month_span(archive.month, zone)
-        older, newer = self.publisher.store.published_near(start, end, now, archive.section, archive.topic)
-        return {archive.current.archive(month_of(moment, zone)) for moment in (older, newer) if moment is not None}
 
     def _moved(self, path: str, before: _Seen | None, after: _Seen | None) -> bool:
         """Records which archive documents an article's change touches; True if it changed at all."""
@@ -228,14 +233,13 @@ class ChangeTracker:
         return True
 
     def _every_article(self, now: datetime, zone: ZoneInfo) -> dict[str, _Seen]:
-        """Every public article, read month by month through the site's archive."""
+        """Every public article, read through the site's subscription feed and then its archive."""
         found: dict[str, _Seen] = {}
-        newest = self.publisher.store.latest(now, 1)
-        month = None if not newest else month_of(newest[0].published, zone)
-        while month is not None:
-            feed = self.publisher.feed(Scope(month=month), self.base_url)
+        scope: Scope | None = Scope()
+        while scope is not None:
+            feed = self.publisher.feed(scope, self.base_url)
             found.update((article.path, _seen(article, zone)) for article in feed.articles)
-            month = feed.archive.previous
+            scope = None if feed.archive.previous is None else Scope(month=feed.archive.previous)
         return found
 
     def _every_scope(self, now: datetime) -> set[Scope]:

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import edge
+from . import edge, periods
 from .config import Settings
 from .content import inside
-from .dates import month_of, month_span
 from .description import Archive, Feed, Links, Scope, authority_of, newest, section_titles
 from .errors import ContentError, FeedsError, IncompleteRender, IndexUnavailable, NotFound, Unavailable
 from .formats import Format
@@ -252,41 +251,51 @@ class Publisher:
         return Listing(scope, title, description, articles, archive)
 
     def _articles(self, scope: Scope, site: Site, now: datetime) -> tuple[tuple[Article, ...], Archive]:
-        """The articles of a subscription feed or of an archive month; and the document's neighbours.
+        """The articles of a subscription feed or of an archive period; and the document's neighbours.
 
-        Each public article is in exactly one month, and a reader who follows `prev-archive` from the
-        subscription feed meets each exactly once (RFC 5005): the subscription feed holds the newest
-        `feed_size` articles and the rest of the month the oldest of them was published in, and names
-        the month before that. It thus holds from `feed_size` up to `feed_size` - 1 plus one month of
-        its scope. One that holds every article of its scope names no archive.
+        Each public article is in exactly one period (`feeds.periods`), and a reader who follows
+        `prev-archive` from the subscription feed meets each exactly once (RFC 5005): the
+        subscription feed holds the newest `feed_size` articles and the rest of the period the
+        oldest of them is in, and names the period before that, which is over. It thus holds from
+        `feed_size` up to `feed_size` - 1 plus one period (at most twice `feed_size`, unless one
+        hour holds more). One that holds every article of its scope names no archive.
         """
-        zone = ZoneInfo(site.timezone)
+        plan = self.archive_plan(scope, site, now)
         if scope.month is None:
             articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
             if len(articles) < self.settings.feed_size:
                 return articles, Archive()
-            start, _ = month_span(month_of(articles[-1].published, zone), zone)
+            start, _ = plan.period_of(articles[-1].published).span(plan.zone)
             older, _ = self.store.published_near(start, start, now, scope.section, scope.topic)
             if older is None:
                 return articles, Archive()
             extended = self.store.between(start, now + timedelta(seconds=1), scope.section, scope.topic)
-            return extended, Archive(previous=month_of(older, zone))
+            return extended, Archive(previous=plan.period_of(older).name)
         try:
-            start, end = month_span(scope.month, zone)
+            period = periods.parse(scope.month)
         except ValueError:
             raise NotFound("archive", scope.month) from None
-        if start > now:
+        start, end = period.span(plan.zone)
+        if start > now or not plan.holds(period):
             raise NotFound("archive", scope.month)
         articles = self.store.between(start, min(end, now + timedelta(seconds=1)), scope.section, scope.topic)
         if not articles:
             raise NotFound("archive", scope.month)
         older, newer = self.store.published_near(start, end, now, scope.section, scope.topic)
         archive = Archive(
-            previous=None if older is None else month_of(older, zone),
-            following=None if newer is None else month_of(newer, zone),
+            previous=None if older is None else plan.period_of(older).name,
+            following=None if newer is None else plan.period_of(newer).name,
             complete=end <= now,
         )
         return articles, archive
+
+    def archive_plan(self, scope: Scope, site: Site, now: datetime) -> periods.Plan:
+        """How the scope's archive is cut into periods now: months, and days or hours of busy ones."""
+
+        def count(start: datetime, end: datetime) -> int:
+            return self.store.count_between(start, min(end, now + timedelta(seconds=1)), scope.section, scope.topic)
+
+        return periods.Plan(count, ZoneInfo(site.timezone), 2 * self.settings.feed_size)
 
     def overview(self) -> Overview:
         now = self.clock()

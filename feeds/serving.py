@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 _FEED_PATH = re.compile(
     r"^/feeds/(?:topics/(?P<topic>[a-z0-9]+(?:-[a-z0-9]+)*)/|(?P<section>[a-z0-9]+(?:-[a-z0-9]+)*)/)?"
-    r"(?:archive/(?P<month>[0-9]{4}-(?:0[1-9]|1[0-2]))/)?"
+    r"(?:archive/(?P<month>[0-9]{4}-(?:0[1-9]|1[0-2])(?:-[0-3][0-9](?:T[0-2][0-9])?)?)/)?"
     r"(?P<file>" + "|".join(re.escape(format_.file_name) for format_ in FORMATS) + r")$"
 )
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")

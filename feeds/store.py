@@ -375,6 +375,19 @@ class Store:
         return tuple(_decode_article(data) for (data,) in rows)
 
     @_reading
+    def count_between(
+        self, start: datetime, end: datetime, section: str | None = None, topic: str | None = None
+    ) -> int:
+        """How many articles were published from `start` up to (not including) `end`, of a section
+        or a topic or the whole site: the size of an archive period. Keep `end` at most a second past now."""
+        tables, published, where, parameters = _scope_sql(section, topic)
+        row = self._row(
+            f"SELECT COUNT(*) FROM {tables} WHERE {where} AND {published} >= ? AND {published} < ?",  # noqa: S608
+            (*parameters, _seconds(start), _seconds(end)),
+        )
+        return int(row[0])
+
+    @_reading
     def published_near(
         self, before: datetime, since: datetime, now: datetime, section: str | None = None, topic: str | None = None
     ) -> tuple[datetime | None, datetime | None]:

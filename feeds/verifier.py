@@ -17,8 +17,11 @@ from dataclasses import dataclass
 
 from .scanner import folders
 
-#: How often a slice is looked at; the pace is kept by the slice's size.
+#: The longest pause between two slices; the pace is kept by the slice's size up to MAX_SLICE.
 TICK_SECONDS = 0.5
+#: The most bundles one slice looks at (a few milliseconds' work), so that a notified change
+#: never waits long behind one: a faster pace makes slices more frequent, not longer.
+MAX_SLICE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,9 @@ class Verifier:
         self.per_second = per_second
         #: Every bundle the index holds under a section folder, in order.
         self.stored_in = stored_in
-        self.size = max(1, round(per_second * TICK_SECONDS))
-        self._due = time.monotonic() + TICK_SECONDS
+        self.size = max(1, min(MAX_SLICE, round(per_second * TICK_SECONDS)))
+        self.tick = self.size / per_second if per_second > 0 else TICK_SECONDS
+        self._due = time.monotonic() + self.tick
         self._walk: Iterator[tuple[str, bool]] | None = None
         self.cycles = 0
         self.cycle_started = time.monotonic()
@@ -55,7 +59,7 @@ class Verifier:
 
     def next_slice(self) -> Slice:
         """The next bundles in turn; starts the walk again after the last section."""
-        self._due = time.monotonic() + TICK_SECONDS
+        self._due = time.monotonic() + self.tick
         if self._walk is None:
             self._walk = self._bundles()
         present: list[str] = []

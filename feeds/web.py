@@ -13,8 +13,8 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from markupsafe import Markup
 from werkzeug.exceptions import BadRequest
 
-from . import edge, markup
-from .dates import format_icelandic, month_name
+from . import edge, markup, periods
+from .dates import format_icelandic
 from .description import Links, Scope, byline, newest, section_titles
 from .errors import IndexUnavailable, NotFound
 from .formats import FORMATS, format_for
@@ -127,9 +127,10 @@ def byline_filter(authors: tuple[str, ...]) -> str:
     return byline(authors, _site_or_default().language)
 
 
-@blueprint.app_template_filter("month_name")
-def month_name_filter(month: str) -> str:
-    return month_name(month)
+@blueprint.app_template_filter("period_name")
+def period_name_filter(period: str) -> str:
+    """An archive period the newsroom's way: "september 2023", "17. september 2023"."""
+    return periods.parse(period).label()
 
 
 @blueprint.app_template_filter("icelandic_date")

@@ -242,3 +242,50 @@ def test_archives_sit_in_the_newsrooms_timezone(newsroom: Newsroom, client: Flas
     newsroom.article("innlent", "sidla", date="2026-09-30T13:00:00Z")  # 1 October in Auckland
     assert status(client, "/feeds/archive/2026-09/rss.xml") == 404
     assert len(ids(xml(client, "/feeds/archive/2026-10/rss.xml"))) == 1
+
+
+@pytest.fixture
+def busy_app(history: Newsroom, clock: Clock, tmp_path: Path) -> Flask:
+    """October made busy: eight more articles on the 20th, so that with feeds of three (six to a
+    period) the site's October is cut into days, and its 20th into hours."""
+    for hour in range(8):
+        history.article("erlent", f"okt-20-{hour}", date=f"2026-10-20T{10 + hour}:30:00Z", id=f"id-okt-20-{hour}")
+    config = {"CONTENT_DIR": history.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "inline", "FEED_SIZE": 3}
+    return create_app(config, clock=clock)
+
+
+def test_a_busy_month_is_archived_by_day_and_a_busy_day_by_hour(busy_app: Flask) -> None:
+    with busy_app.test_client() as client:
+        current, archives, urls = walk(client, "/feeds/rss.xml")
+        periods = [url.rsplit("/", 2)[1] for url in urls]
+        found = Counter([*current, *(guid for document in archives for guid in document)])
+        assert periods == [
+            "2026-10-20T17", "2026-10-20T16", "2026-10-20T15", "2026-10-20T14", "2026-10-20T13",
+            "2026-10-20T12", "2026-10-20T11", "2026-10-20T10", "2026-10-15", "2026-10-02", "2026-09", "2026-08",
+        ]  # fmt: skip
+        assert len(current) == 3  # November's two and October's last day with an article, the 31st
+        assert set(found.values()) == {1}
+        assert set(found) == expected_ids() | {f"tag:frettir.example.is,2026-10-20:id-okt-20-{h}" for h in range(8)}
+        # Only the periods the archive is cut into have documents.
+        assert status(client, "/feeds/archive/2026-10/rss.xml") == 404
+        assert status(client, "/feeds/archive/2026-10-20/rss.xml") == 404
+        assert status(client, "/feeds/archive/2026-10-19/rss.xml") == 404
+        assert status(client, "/feeds/archive/2026-10-20T25/rss.xml") == 404
+        # A section's October is quiet enough for one document.
+        innlent = ids(xml(client, "/feeds/innlent/archive/2026-10/rss.xml"))
+        assert len(innlent) == 2
+        page = html.fromstring(get_ok(client, "/archive/2026-10-15/"))
+    assert page.xpath("normalize-space(//h1/small)") == "15. október 2026"
+    assert page.xpath("//nav[@class='archive']/a[@rel='prev']/text()") == ["Eldri: 2. október 2026"]
+
+
+def test_the_subscription_feed_stays_short_however_busy_its_month(busy_app: Flask, history: Newsroom) -> None:
+    for number in range(20):  # four an hour in the first five hours of November
+        date = f"2026-11-01T{number // 4:02d}:{number:02d}:00Z"
+        history.article("innlent", f"nov-1-{number}", date=date, id=f"id-nov-1-{number}")
+    with busy_app.test_client() as client:
+        current, archives, _ = walk(client, "/feeds/rss.xml")
+    # The two newest, and the hour the third is in: at most three less one, and one period of at
+    # most six (only an hour may hold more).
+    assert len(current) == 6
+    assert Counter([*current, *(guid for document in archives for guid in document)]).most_common(1)[0][1] == 1

@@ -73,7 +73,9 @@ def test_a_full_feed_reaches_back_to_its_oldest_items_month_and_no_further() -> 
     for each in states:
         timeline.begin(each.id, each)
     assert judge(timeline, [item(s) for s in states[:4]], T, limit=3) == "right"
-    assert judge(timeline, [item(s) for s in states[:3]], T, limit=3) == "short"
+    # The judge does not know how the service cuts its archive (a month, or a day or an hour of a
+    # busy one), only that the feed reaches at least to the start of its oldest item's hour.
+    assert judge(timeline, [item(s) for s in states[:3]], T, limit=3) == "right"
     assert judge(timeline, [item(s) for s in states], T, limit=3) == "stale"
     assert judge(timeline, [item(s) for s in states[:2]], T, limit=2) == "right"
 

@@ -132,10 +132,10 @@ class Timeline:
             )
 
 
-def month_start(published: float) -> float:
-    """When the month a moment falls in began, in the newsroom's timezone, in seconds since the epoch."""
-    local = datetime.fromtimestamp(published, UTC).astimezone(ZONE)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+def period_start(published: float, period: Literal["month", "hour"]) -> float:
+    """When the month or hour a moment falls in began, in the newsroom's timezone, in seconds since the epoch."""
+    local = datetime.fromtimestamp(published, UTC).astimezone(ZONE).replace(minute=0, second=0, microsecond=0)
+    return (local.replace(day=1, hour=0) if period == "month" else local).timestamp()
 
 
 def candidates(spans: list[Span], dones: list[float], since: float, until: float) -> list[State | None]:
@@ -219,17 +219,18 @@ class Checker:
                 if published > previous:
                     problems.append(("stale", f"{article_id} out of order"))
                 previous = last_published = published
-        # A subscription feed holds its newest `limit` items and the rest of the month the oldest of
-        # them was published in (RFC 5005: its prev-archive is the month before), so every article
-        # from that month's start on must be there, and none of an earlier month.
+        # A subscription feed holds its newest `limit` items and the rest of the archive period the
+        # oldest of them is in (RFC 5005: its prev-archive is the period before): a month, or a day
+        # or an hour of a busy one. So every article from at least that hour's start on must be
+        # there, and none of another month than the `limit`th's.
         cutoff = -INFINITY if len(items) < self.limit else (last_published if last_published is not None else INFINITY)
         if len(items) >= self.limit and last_published is not None:
-            cutoff = month_start(last_published)
+            cutoff = period_start(last_published, "hour")
             if len(items) > self.limit:
                 limit_th = items[self.limit - 1].guid.rpartition(":")[2]
                 spans = self.timeline.spans.get(limit_th)
-                states = [span.state for span in spans or () if span.state is not None]
-                if states and all(month_start(state.published) != cutoff for state in states):
+                months = {period_start(span.state.published, "month") for span in spans or () if span.state}
+                if months and period_start(last_published, "month") not in months:
                     problems.append(("stale", f"{len(items)} items reach past the month of the {self.limit}th"))
         problems += self._missing(scope, seen, since, t0, t1, cutoff)
         return problems
