@@ -8,6 +8,7 @@ corpus is reused, and a half-written one is never mistaken for a finished one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -99,25 +100,39 @@ class Parameters:
     topics: int = len(TOPICS)
     seed: int = SEED
     generator: int = GENERATOR_VERSION
+    #: Years the articles' dates spread over, newest last; None: one every STEP (17 minutes).
+    years: float | None = None
+
+    def stamp(self) -> dict[str, object]:
+        # Without `years` when it is not set, so that corpora made before it existed are reused.
+        return {key: value for key, value in asdict(self).items() if key != "years" or value is not None}
+
+    @property
+    def step(self) -> timedelta:
+        return STEP if self.years is None else timedelta(days=365.25 * self.years) / max(1, self.articles - 1)
 
 
-def ensure(root: Path, articles: int, seed: int = SEED) -> tuple[Path, bool]:
-    """The corpus at `root`, generated unless an identical one is already there; returns (root, reused)."""
-    parameters = Parameters(articles=articles, seed=seed)
+def ensure(root: Path, articles: int, seed: int = SEED, years: float | None = None) -> tuple[Path, bool]:
+    """The corpus at `root`, generated unless an identical one is already there; returns (root, reused).
+
+    `years` spreads the dates evenly over that many years (a national archive); by default
+    articles are STEP apart."""
+    parameters = Parameters(articles=articles, seed=seed, years=years)
     stamp = root / STAMP
-    if stamp.is_file() and json.loads(stamp.read_text()) == asdict(parameters):
+    if stamp.is_file() and json.loads(stamp.read_text()) == parameters.stamp():
         return root, True
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     _write_site(partial)
     chunks = [
-        (str(partial), start, min(start + CHUNK, articles), articles, seed) for start in range(0, articles, CHUNK)
+        (str(partial), start, min(start + CHUNK, articles), articles, seed, parameters.step.total_seconds())
+        for start in range(0, articles, CHUNK)
     ]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for _ in pool.map(_write_chunk, chunks):
             pass
-    (partial / STAMP).write_text(json.dumps(asdict(parameters)))
+    (partial / STAMP).write_text(json.dumps(parameters.stamp()))
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
     return root, False
@@ -125,10 +140,20 @@ def ensure(root: Path, articles: int, seed: int = SEED) -> tuple[Path, bool]:
 
 def newest_bundle(root: Path) -> Path:
     """The bundle of the newest article, the first item of every feed it is in."""
-    parameters = json.loads((root / STAMP).read_text())
-    number = parameters["articles"] - 1
-    rng = _article_rng(parameters["seed"], number)
+    return bundle_of(root, json.loads((root / STAMP).read_text())["articles"] - 1)
+
+
+def bundle_of(root: Path, number: int) -> Path:
+    """The bundle of the article `number` (0 is the oldest)."""
+    rng = _article_rng(json.loads((root / STAMP).read_text())["seed"], number)
     return root / SECTIONS[rng.randrange(len(SECTIONS))][0] / _slug(number)
+
+
+def number_published_before(root: Path, age: timedelta) -> int:
+    """The newest article published at least `age` before the newest one (0 if none is that old)."""
+    stamp = json.loads((root / STAMP).read_text())
+    step = Parameters(articles=stamp["articles"], years=stamp.get("years")).step
+    return max(0, int(stamp["articles"]) - 1 - math.ceil(age / step) - 1)
 
 
 def _write_site(root: Path) -> None:
@@ -153,15 +178,15 @@ def _write_site(root: Path) -> None:
         )
 
 
-def _write_chunk(job: tuple[str, int, int, int, int]) -> None:
-    root_name, start, stop, total, seed = job
+def _write_chunk(job: tuple[str, int, int, int, int, float]) -> None:
+    root_name, start, stop, total, seed, step = job
     root = Path(root_name)
     for number in range(start, stop):
         rng = _article_rng(seed, number)
         section = SECTIONS[rng.randrange(len(SECTIONS))][0]
         bundle = root / section / _slug(number)
         bundle.mkdir()
-        text, photos = _article(rng, number, total)
+        text, photos = _article(rng, number, total, timedelta(seconds=step))
         (bundle / "index.md").write_text(text, encoding="utf-8")
         for index, source in enumerate(photos, start=1):
             os.link(root / PHOTO_DIR / source, bundle / f"mynd-{index}{Path(source).suffix}")
@@ -175,8 +200,9 @@ def _slug(number: int) -> str:
     return f"frett-{number:06d}"
 
 
-def _article(rng: random.Random, number: int, total: int) -> tuple[str, list[str]]:
-    published = NEWEST - (total - 1 - number) * STEP + timedelta(seconds=rng.randrange(STEP.seconds))
+def _article(rng: random.Random, number: int, total: int, step: timedelta = STEP) -> tuple[str, list[str]]:
+    jitter = timedelta(seconds=rng.randrange(max(1, int(step.total_seconds()))))
+    published = NEWEST - (total - 1 - number) * step + jitter
     photos = rng.sample([name for name, *_ in PHOTOS], rng.randint(1, 3))
     title = sentence(rng, period=False)
     summary = sentence(rng)
