@@ -30,7 +30,7 @@ lock: $(VENV)/.installed
 ## Serve the sample newsroom at http://127.0.0.1:8000/ (granian, and the indexer beside it);
 ## an access log line per request on standard output; `kill -HUP <pid>` reloads the web workers
 run: $(VENV)/.runtime
-	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} $(BIN)/flask --app app serve \
+	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} exec $(BIN)/flask --app app serve \
 		--host $(HOST) --port $(PORT)$(if $(WORKERS), --workers $(WORKERS))
 
 ## Lint, type-check and run every test, measuring coverage (the floor is in pyproject.toml)

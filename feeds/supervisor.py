@@ -143,6 +143,8 @@ def supervise(children: list[Child], stop: threading.Event | None = None) -> int
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
         previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
+        pid = os.getpid()
+        log.info("supervisor pid %d: `kill -HUP %d` reloads the web workers, `kill %d` stops", pid, pid, pid)
     try:
         for child in children:
             child.start()
