@@ -44,8 +44,8 @@ _PR_SET_PDEATHSIG = 1
 
 def default_workers() -> int:
     """One web worker per core this process may run on: a worker runs one request at a time, all
-    of it Python (measured on two cores: twice as many workers answered no faster and with a p99
-    four times longer)."""
+    of it Python (measured on two cores: twice as many workers answered no faster, with a p99 two
+    to five times longer)."""
     return len(os.sched_getaffinity(0)) or 1
 
 
