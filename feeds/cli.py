@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -16,7 +17,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from . import watcher
 from .announcer import announcer_for
 from .export import export_command
-from .indexer import IndexerBusy, indexer_alive
+from .indexer import IndexerBusy, SeedRefused, indexer_alive
 from .publisher import Publisher
 from .supervisor import default_workers, serve
 
@@ -47,14 +48,20 @@ def check_command() -> None:
 
 @click.command("index")
 @click.option("--watch", is_flag=True, help="Keep the index current until stopped (what `make run` runs).")
+@click.option(
+    "--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start from another node's index file (or a copy), then read only what differs here.",
+)  # fmt: skip
 @with_appcontext
-def index_command(watch: bool) -> None:
+def index_command(watch: bool, source: Path | None) -> None:
     """Brings the index in step with the content directory; with --watch, keeps it so.
 
     Only one indexer runs per index: a second `--watch` waits for the first to stop, and a
     one-off run while one is running says so and leaves the index to it.
     """
     publisher = _publisher()
+    if source is not None:
+        _seed(publisher, source)
     if not watch:
         started = time.perf_counter()
         try:
@@ -90,6 +97,25 @@ def index_command(watch: bool) -> None:
     finally:
         if announcer is not None:
             announcer.stop()
+
+
+def _seed(publisher: Publisher, source: Path) -> None:
+    indexer = publisher.indexer()
+    started = time.perf_counter()
+    try:
+        indexer.acquire(wait=False)
+    except IndexerBusy as error:
+        raise click.ClickException(f"{error}; stop it to start from another index") from None
+    try:
+        report = indexer.seed(source)
+    except SeedRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        indexer.release()
+    click.echo(
+        f"copied {source}, then read {report.parsed} bundles that differ here and removed {report.removed},"
+        f" in {time.perf_counter() - started:.3f} s"
+    )
 
 
 @click.command("serve")

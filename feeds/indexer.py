@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from .errors import FeedsError
 from .scanner import Completeness, Scanner, SyncReport
-from .store import MISSING, REPLACED, IndexFiles, Writer, open_reader
+from .store import MISSING, REPLACED, SCHEMA_VERSION, IndexFiles, Writer, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 REBUILD_PATIENCE_SECONDS = 3.0
 #: How often the status file is rewritten just to say that the index is still current.
 STATUS_HEARTBEAT_SECONDS = 5.0
+
+
+class SeedRefused(FeedsError):
+    """Another node's index that cannot be started from; names the file and why."""
 
 
 class IndexerBusy(FeedsError):
@@ -181,6 +185,57 @@ class Indexer:
             if old != generation:
                 self.files.remove(old)
         log.info("index generation %d is current, built in %.1f s", generation, time.monotonic() - started)
+        self.confirm()
+        return report
+
+    def seed(self, source: Path) -> SyncReport:
+        """Starts this node's index from another node's (a file of theirs, or a copy of one), then
+        brings it in step with this node's content: a bundle whose files have the sizes and times
+        that node read is not read again. Makes it current; readers keep the old one until then.
+
+        Raises SeedRefused naming the file and why it cannot be used (not an index of this
+        schema, or damaged); nothing is changed then.
+        """
+        started = time.monotonic()
+        generation = max([*self.files.generations(), self.files.current() or 0]) + 1
+        path = self.files.database(generation)
+        self.files.remove(generation)
+        try:
+            # SQLite's backup API: a consistent copy even while the other node writes its file.
+            with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as origin:
+                schema = origin.execute("PRAGMA user_version").fetchone()[0]
+                if schema != SCHEMA_VERSION:
+                    raise SeedRefused(f"{source}: an index of schema {schema}, not {SCHEMA_VERSION}")
+                with contextlib.closing(sqlite3.connect(path)) as copy:
+                    origin.backup(copy)
+                    problem = check(copy)
+                    if problem is not None:
+                        raise SeedRefused(f"{source}: its copy fails its check: {problem}")
+            writer = Writer(self.files, generation, create=False)
+        except sqlite3.Error as error:
+            self.files.remove(generation)
+            raise SeedRefused(f"{source}: not an index that can be copied ({error})") from None
+        except SeedRefused:
+            self.files.remove(generation)
+            raise
+        try:
+            report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, {}), adopt=True)
+            writer.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            writer.close()
+            self.files.remove(generation)
+            raise
+        self.files.point_to(generation)
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = writer
+        for old in self.files.generations():
+            if old != generation:
+                self.files.remove(old)
+        log.info(
+            "index generation %d is current, copied from %s and brought in step in %.1f s: read %d bundles, removed %d",
+            generation, source, time.monotonic() - started, report.parsed, report.removed,
+        )  # fmt: skip
         self.confirm()
         return report
 

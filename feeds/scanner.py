@@ -80,6 +80,15 @@ class _Deferred:
 
 
 @dataclass(frozen=True, slots=True)
+class _Adopted:
+    """A bundle whose files have the sizes and times another node read them at: its article is
+    kept as that node stored it, under this node's signature."""
+
+    path: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Examine:
     """A slice of a pass, for one worker process: look at these bundles, read the changed ones."""
 
@@ -91,6 +100,9 @@ class _Examine:
     completeness: Completeness
     #: Seconds since the epoch when the pass began.
     now: float
+    #: Whether a stored signature that differs only in its files' inode numbers (an index made on
+    #: another node, over a copy of the same files) is taken as this node's.
+    adopt: bool = False
 
 
 class Scanner:
@@ -100,8 +112,10 @@ class Scanner:
         self.content_dir = content_dir
         self.workers = workers or os.cpu_count() or 1
 
-    def full_pass(self, writer: Writer, completeness: Completeness) -> SyncReport:
-        """Looks at every bundle, reading only the changed ones; removes what is gone.
+    def full_pass(self, writer: Writer, completeness: Completeness, adopt: bool = False) -> SyncReport:
+        """Looks at every bundle, reading only the changed ones; removes what is gone. With `adopt`,
+        a bundle whose files differ from what is stored only in their inode numbers is not read again
+        (an index copied from another node).
 
         Raises UnreadableContent, changing nothing, if the content directory cannot be listed.
         """
@@ -124,7 +138,7 @@ class Scanner:
             now = time.time()
             jobs = [
                 _Examine(str(self.content_dir), site, chunk, {path: stored.get(path, "") for path in chunk},
-                         completeness, now)
+                         completeness, now, adopt)
                 for chunk in (paths[start : start + SCAN_CHUNK] for start in range(0, len(paths), SCAN_CHUNK))
             ]  # fmt: skip
             parsed, deferred = self._store_examined(tx, jobs, len(paths))
@@ -231,6 +245,8 @@ class Scanner:
             for outcome in result:
                 if isinstance(outcome, _Deferred):
                     deferred[outcome.path] = outcome.retry_at
+                elif isinstance(outcome, _Adopted):
+                    tx.adopt(outcome.path, outcome.signature)
                 else:
                     tx.store(outcome)
                     parsed += 1
@@ -245,9 +261,9 @@ class Scanner:
             yield from pool.map(function, jobs)
 
 
-def _examine(job: _Examine) -> list[Bundle | _Deferred]:
+def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
     """The changed bundles of the slice, read, and those that cannot be read yet."""
-    outcomes: list[Bundle | _Deferred] = []
+    outcomes: list[Bundle | _Deferred | _Adopted] = []
     for path in job.paths:
         bundle = f"{job.root}/{path}"
         state = _state_of_bundle(bundle, path, job.completeness)
@@ -256,6 +272,9 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred]:
             continue
         signature, ready_at = state
         if job.stored[path] == signature:
+            continue
+        if job.adopt and job.stored[path].partition(".")[0] == signature.partition(".")[0]:
+            outcomes.append(_Adopted(path, signature))
             continue
         if ready_at > job.now:
             outcomes.append(_Deferred(path, ready_at))
@@ -313,6 +332,7 @@ def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tupl
     runs for every bundle in a full pass, so it stays on plain strings and one stat per file.
     """
     lines: list[str] = []
+    inodes: list[str] = []
     ready_at = 0.0
     try:
         with os.scandir(bundle) as entries:
@@ -327,28 +347,40 @@ def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tupl
                 except FileNotFoundError:
                     continue
                 lines.append(_stat_line(name, status))
+                inodes.append(f"{name}:{status.st_ino}")
                 ready_at = max(ready_at, completeness.ready_at(f"{path}/{name}", status))
     except OSError:
         return None
     lines.sort()
-    return _digest(lines), ready_at
+    inodes.sort()
+    return _signature(lines, inodes), ready_at
 
 
 def _signature_of_files(directory: Path, names: Iterable[str]) -> str | None:
     """A signature of the named files, or None if one of them cannot be looked at now."""
-    lines = []
+    lines, inodes = [], []
     for name in names:
         try:
-            lines.append(_stat_line(name, os.stat(directory / name)))
+            status = os.stat(directory / name)
         except (FileNotFoundError, NotADirectoryError):
             lines.append(f"{name}:absent")
+            continue
         except OSError:
             return None
-    return _digest(lines)
+        lines.append(_stat_line(name, status))
+        inodes.append(f"{name}:{status.st_ino}")
+    return _signature(lines, inodes)
 
 
 def _stat_line(name: str, status: os.stat_result) -> str:
-    return f"{name}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
+    return f"{name}:{status.st_size}:{status.st_mtime_ns}"
+
+
+def _signature(lines: list[str], inodes: list[str]) -> str:
+    """Sizes and times, then inode numbers: the first part is the same on a node with a copy of the
+    files (`rsync -a`, `cp -a`), the second tells a file replaced by another of the same size
+    written within the same clock tick."""
+    return f"{_digest(lines)}.{_digest(inodes)}"
 
 
 def _digest(lines: Iterable[str]) -> str:

@@ -648,6 +648,10 @@ class Transaction:
                 [(slug, bundle.published, bundle.path, name) for slug, name in bundle.topics],
             )
 
+    def adopt(self, path: str, signature: str) -> None:
+        """Keeps a bundle as stored, under this node's signature of the same files."""
+        self.db.execute("UPDATE bundle SET signature = ? WHERE path = ?", (signature, path))
+
     def remove(self, path: str) -> None:
         self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
