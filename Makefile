@@ -51,7 +51,8 @@ clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 ## Benchmark against nginx and naive feedgen (BENCHMARKS.md; installs wrk and nginx if missing),
+## the whole archive on one machine (`make bench FEEDS_BENCH_SCALE=1000000` for a million articles),
 ## then the long chaos run (RELIABILITY.md)
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --scale-articles $${FEEDS_BENCH_SCALE:-100000}
 	$(BIN)/python -m bench.chaos --long

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import corpus, export, inprocess, lastmile, load, report, servers
+from . import corpus, export, inprocess, lastmile, load, report, scale, servers
 from .report import GUNICORN_SERVICE, GZIP, NAIVE, NGINX, NOT_MODIFIED, PLAIN, SERVICE, Measurement, Results, Row
 
 FEED = "/feeds/rss.xml"
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             results.sections.append(lastmile.run(work, label="100k", edits=20, seconds=options.seconds).markdown())
             # The static export against Hugo's cold build, and nginx serving it, on the same corpus.
             results.sections.append(export.run(work, SIZES["100k"], seconds=options.seconds).markdown())
+            # The whole archive on one machine: 100k over 25 years, or as many as --scale-articles says.
+            measured = scale.run(work, options.scale_articles, idle_seconds=300, edits=20, wrk_seconds=options.seconds)
+            results.sections.append(measured.markdown())
     finally:
         servers.stop_all()
     results.elapsed_s = time.monotonic() - _started
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 def _options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the 1k corpus only, 2 s wrk runs")
+    parser.add_argument(
+        "--scale-articles", type=int, default=int(os.environ.get("FEEDS_BENCH_SCALE", "100000")),
+        help="articles in the whole-archive run (default: $FEEDS_BENCH_SCALE or 100,000; 1000000 for 1M)",
+    )  # fmt: skip
     parser.add_argument(
         "--dir",
         type=Path,
