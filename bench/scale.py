@@ -95,7 +95,7 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
             {**servers.service_env(content, cache), "FEEDS_VERIFY_PER_SECOND": "10000"}, run_dir / "service-fast.log",
         )  # fmt: skip
         fast.wait_ready(FEED, 600)
-        fast.wait_idle(1800, interval=1.0, share=0.05)
+        time.sleep(10)  # its start-up pass; at this pace it is never idle, by design
         _visibility(scale, fast, content, edits, " (verification at 10,000 bundles/s)")
         fast.stop()
         small = _small_corpus_p50(work, run_dir, wrk_seconds)
