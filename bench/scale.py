@@ -125,7 +125,9 @@ def _visibility(scale: Scale, server: servers.Server, content: Path, edits: int,
             token = f"merki{secrets.token_hex(4)}"
             if kind == "a new article":
                 bundle = newest.parent / f"ny-frett-{token}"
-                staged = content / f".staged-{token}"
+                # Staged beside content/ (the same file system), then renamed in: a folder moved
+                # within the watched tree waits out watchdog's pairing of moves (up to 0.5 s).
+                staged = content.parent / f".staged-{token}"
                 shutil.copytree(newest, staged)
                 _retitle(staged / "index.md", token, id_too=True)
                 os.rename(staged, bundle)  # a whole bundle, renamed into place: the atomic way to publish
