@@ -341,8 +341,10 @@ class Watcher:
             if not event.is_directory and len(parts) == 3:
                 if isinstance(event, events.FileClosedEvent) or number == 1:
                     self._note_whole(name, path, renamed=number == 1)
-                else:
-                    # Written to again (or created): an earlier close no longer vouches for it.
+                elif isinstance(event, events.FileModifiedEvent):
+                    # Written to again: an earlier close no longer vouches for it. (Not "created":
+                    # watchdog makes those up for each file of a folder moved in, which is whole,
+                    # and a file really made is written, or closed, next.)
                     self._closed.pop(name, None)
             elif event.is_directory and number == 1 and len(parts) == 2:
                 # A bundle renamed into place holds files already whole.

@@ -181,3 +181,28 @@ def test_the_watch_limit_is_raised_where_it_may_be(tmp_path: Path, monkeypatch: 
     limit.unlink()
     limit.mkdir()  # cannot be read or written: assume room, as the kernel will say otherwise
     assert watcher._watches_allowed(10**9)
+
+
+def test_a_bundle_moved_in_whole_from_outside_shows_without_waiting_to_settle(
+    corpus: Newsroom, tmp_path: Path
+) -> None:
+    app = create_app({"CONTENT_DIR": corpus.root, "CACHE_DIR": tmp_path / "cache-slow", "SETTLE_SECONDS": 5})
+    publisher: Publisher = app.extensions["feeds"]
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600)
+    stop = threading.Event()
+    loop.indexer.acquire(wait=False)
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: count(publisher) == 40, "the index was never built")
+        staged = tmp_path / "staged"  # beside content/, written just now: every file fresh
+        shutil.copytree(corpus.root / "innlent" / "frett-1", staged)
+        index = staged / "index.md"
+        index.write_text(index.read_text(encoding="utf-8").replace("Frétt 1", "Heil frétt"), encoding="utf-8")
+        os.rename(staged, corpus.root / "innlent" / "heil")
+        took = wait_until(lambda: title(publisher, "innlent/heil") == "Heil frétt", "the moved bundle never showed")
+        assert took < 1.0, f"{took:.2f} s: it waited for its files to settle"
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+        loop.indexer.release()
