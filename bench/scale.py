@@ -16,6 +16,8 @@ import os
 import random
 import secrets
 import shutil
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -236,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         help="corpora, caches and logs (default: $FEEDS_BENCH_DIR or /tmp/feeds-bench)",
     )  # fmt: skip
     options = parser.parse_args(argv)
+    # Killed (a timeout, Ctrl-C): unwind, so that `finally` stops the servers this run started.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
     scale = run(options.dir.resolve(), options.articles, options.idle_seconds, options.edits, options.seconds)
     print(scale.markdown())
     return 0
