@@ -183,9 +183,7 @@ def test_the_watch_limit_is_raised_where_it_may_be(tmp_path: Path, monkeypatch: 
     assert watcher._watches_allowed(10**9)
 
 
-def test_a_bundle_moved_in_whole_from_outside_shows_without_waiting_to_settle(
-    corpus: Newsroom, tmp_path: Path
-) -> None:
+def test_a_bundle_moved_in_whole_from_outside_shows_without_waiting_to_settle(corpus: Newsroom, tmp_path: Path) -> None:
     app = create_app({"CONTENT_DIR": corpus.root, "CACHE_DIR": tmp_path / "cache-slow", "SETTLE_SECONDS": 5})
     publisher: Publisher = app.extensions["feeds"]
     loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600)
