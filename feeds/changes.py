@@ -111,8 +111,8 @@ class ChangeTracker:
         #: Every public article, by path; None until the first look has read them all.
         self._known: dict[str, _Seen] | None = None
         #: Archive months to look at after the subscription feeds: the months articles left or
-        #: joined, with the articles that joined each and whether it held one before.
-        self._archives_due: dict[Scope, tuple[set[str], bool]] = {}
+        #: joined, and whether each is known to have held an article before.
+        self._archives_due: dict[Scope, bool] = {}
         #: The archive documents inside each month looked at, as they were then (its own, or
         #: those of its days or hours).
         self._documents_in: dict[Scope, set[Scope]] = {}
@@ -190,7 +190,7 @@ class ChangeTracker:
         changed: set[Scope] = set()
         gone: set[Scope] = set()
         for month_scope in sorted(due, key=_path):
-            _, held = due[month_scope]
+            held = due[month_scope]
             scope, month = month_scope.current, periods.parse(month_scope.month or "")
             plan = self.publisher.archive_plan(scope, site, now)
             inside = {scope.archive(period.name) for period in plan.within(month)}
@@ -220,16 +220,11 @@ class ChangeTracker:
         """Records which archive documents an article's change touches; True if it changed at all."""
         if before == after:
             return False
-        for archive in set() if before is None else before.archives():
-            joined, _ = self._archives_due.get(archive, (set(), True))
-            self._archives_due[archive] = (joined, True)
+        held_before = set() if before is None else before.archives()
+        for archive in held_before:
+            self._archives_due[archive] = True
         for archive in set() if after is None else after.archives():
-            joined, held = self._archives_due.get(archive, (set(), False))
-            if before is None or archive not in before.archives():
-                joined.add(path)
-            else:
-                held = True
-            self._archives_due[archive] = (joined, held)
+            self._archives_due[archive] = self._archives_due.get(archive, False) or archive in held_before
         return True
 
     def _every_article(self, now: datetime, zone: ZoneInfo) -> dict[str, _Seen]:
