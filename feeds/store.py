@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 _Value = TypeVar("_Value")
 _Params = ParamSpec("_Params")
 
-#: Bumped whenever the tables or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 5
+#: Bumped whenever the tables, their indexes or the stored encoding change; the indexer then builds a new generation.
+SCHEMA_VERSION = 6
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: How long a process leaves a generation alone after finding it damaged.
@@ -56,6 +56,7 @@ CREATE TABLE bundle (
     error TEXT);
 CREATE INDEX bundle_by_time ON bundle (published DESC, path DESC) WHERE data IS NOT NULL;
 CREATE INDEX bundle_by_section ON bundle (section, published DESC, path DESC) WHERE data IS NOT NULL;
+CREATE INDEX bundle_problems ON bundle (path, error) WHERE error IS NOT NULL;
 CREATE TABLE topic (
     slug TEXT NOT NULL, published INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
