@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import cli, http_errors, web
+from . import cli, http_errors, logs, web
 from .config import load_settings
 from .publisher import Clock, Publisher, utc_now
 from .serving import FeedResponder
@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_no
     """
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)
+    logs.init_app()
     content_dir = settings.content_dir.resolve()
     cache_dir = settings.cache_dir or Path(app.instance_path)
     # One index per content directory, so that two newsrooms never share one.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -14,7 +13,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 
-from . import watcher
+from . import logs, watcher
 from .announcer import announcer_for
 from .export import export_command
 from .indexer import IndexerBusy, SeedRefused, indexer_alive
@@ -73,7 +72,7 @@ def index_command(watch: bool, source: Path | None) -> None:
             f" version {report.version[1]}, in {time.perf_counter() - started:.3f} s"
         )
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s indexer[%(process)d] %(levelname)s %(message)s")
+    logs.setup("indexer")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

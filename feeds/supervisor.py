@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from . import logs
 from .access_log import ACCESS_LOG_FIELDS, LOG_CONFIG
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def commands(app_import: str, host: str, port: int, workers: int, access_log: bo
 
 def serve(app_import: str, host: str, port: int, workers: int, access_log: bool = True) -> int:
     """Runs the server and the watch process until SIGTERM or SIGINT; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor[%(process)d] %(levelname)s %(message)s")
+    logs.setup("supervisor")
     return supervise(commands(app_import, host, port, workers, access_log))
 
 
