@@ -2,6 +2,7 @@
 
 So a bare `gunicorn app:app` keeps the index current, as `make run` does: the master starts
 `flask --app app index --watch` before the workers, restarts it if it dies, and stops it on exit.
+The workers and the indexer pool their metrics in one folder, which the master empties first.
 """
 
 from __future__ import annotations
@@ -9,19 +10,25 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from feeds import supervisor
+from feeds import application, metrics, supervisor
+from feeds.config import load_settings
 
 _stop = threading.Event()
 _threads: list[threading.Thread] = []
 
 
 def on_starting(server: Any) -> None:
+    metrics.start_pool(application.metrics_pool(load_settings()))
     app_import = str(server.cfg.wsgi_app or "app:app").partition(":")[0]
     thread = threading.Thread(
         target=supervisor.supervise, args=([supervisor.indexer_child(app_import)], _stop), name="feeds-indexer"
     )
     thread.start()
     _threads.append(thread)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    metrics.process_gone(worker.pid, application.metrics_pool(load_settings()))
 
 
 def on_exit(server: Any) -> None:

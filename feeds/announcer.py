@@ -165,4 +165,5 @@ def announcer_for(publisher: Publisher) -> Announcer | None:
         return None
     files = publisher.store.files
     tracker = ChangeTracker(publisher, files.cache_dir / f"{files.name}.announced.json")
-    return Announcer(tracker, Notifier(settings.websub_hubs, settings.purge_urls), settings.base_url)
+    notifier = Notifier(settings.websub_hubs, settings.purge_urls, publisher.metrics)
+    return Announcer(tracker, notifier, settings.base_url)

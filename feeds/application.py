@@ -11,7 +11,8 @@ from typing import Any
 from flask import Flask
 
 from . import cli, http_errors, logs, web
-from .config import load_settings
+from .config import Settings, load_settings
+from .metrics import Metrics, Observed
 from .publisher import Clock, Publisher, utc_now
 from .serving import FeedResponder
 from .store import IndexFiles, Store
@@ -26,15 +27,29 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_no
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(config)
     logs.init_app()
-    content_dir = settings.content_dir.resolve()
-    cache_dir = settings.cache_dir or Path(app.instance_path)
-    # One index per content directory, so that two newsrooms never share one.
-    name = hashlib.blake2b(os.fsencode(content_dir), digest_size=8).hexdigest()
-    store = Store(IndexFiles(cache_dir.resolve(), f"index-{name}"))
-    publisher = Publisher(store, content_dir, settings, clock)
+    metrics = Metrics(settings.metrics_dir)
+    store = Store(index_files(settings, app.instance_path))
+    publisher = Publisher(store, settings.content_dir.resolve(), settings, clock, metrics=metrics)
     app.extensions["feeds"] = publisher
-    app.wsgi_app = FeedResponder(app.wsgi_app, publisher)  # type: ignore[method-assign]
+    app.wsgi_app = Observed(FeedResponder(app.wsgi_app, publisher), metrics)  # type: ignore[method-assign]
     app.register_blueprint(web.blueprint)
     http_errors.init_app(app)
     cli.init_app(app)
     return app
+
+
+def index_files(settings: Settings, instance_path: str) -> IndexFiles:
+    """Where the index of the settings' content directory lives: in the cache directory, else the
+    Flask instance folder; one per content directory, so that two newsrooms never share one."""
+    cache_dir = settings.cache_dir or Path(instance_path)
+    name = hashlib.blake2b(os.fsencode(settings.content_dir.resolve()), digest_size=8).hexdigest()
+    return IndexFiles(cache_dir.resolve(), f"index-{name}")
+
+
+def metrics_pool(settings: Settings) -> Path:
+    """Where the processes serving the settings' content pool their metrics (for a process that starts
+    them): FEEDS_METRICS_DIR or PROMETHEUS_MULTIPROC_DIR, else a folder beside the index."""
+    if settings.metrics_dir is not None:
+        return settings.metrics_dir
+    files = index_files(settings, Flask(__name__).instance_path)
+    return files.cache_dir / f"{files.name}.metrics"

@@ -15,6 +15,8 @@ PREFIX = "FEEDS_"
 INDEXERS = ("watch", "inline")
 A_DAY = 86400
 _URL_LISTS = ("websub_hubs", "purge_urls")
+#: The variable by which prometheus_client learns where processes pool their metrics.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,11 @@ class Settings:
     websub_hubs: tuple[str, ...] = ()
     #: Cache nodes the indexer purges by surrogate key on every change: `PURGE` with an `xkey-purge` header.
     purge_urls: tuple[str, ...] = ()
+    #: Where the service's processes (web workers, indexer) pool their counts for /metrics
+    #: (prometheus_client's multiprocess mode); `PROMETHEUS_MULTIPROC_DIR` is read too. None: under
+    #: `serve` and gunicorn, `index-<hash>.metrics` beside the index, emptied as they start; otherwise
+    #: each app counts alone (tests, `flask run`).
+    metrics_dir: Path | None = None
 
     @property
     def shared_max_age(self) -> int:
@@ -74,6 +81,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    if environ.get(MULTIPROCESS_VARIABLE):
+        # prometheus_client's own name for the same folder, which an operator may already set.
+        values["metrics_dir"] = Path(environ[MULTIPROCESS_VARIABLE])
     names = {field.name.upper(): field for field in fields(Settings)}
     sources: list[Mapping[str, Any]] = [environ, overrides or {}]
     for source in sources:
@@ -95,8 +105,8 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         if raw not in INDEXERS:
             raise ConfigError(key, f"{raw!r} is not one of {', '.join(INDEXERS)}")
         return raw
-    if name in ("content_dir", "cache_dir"):
-        return None if raw in (None, "") and name == "cache_dir" else Path(raw)
+    if name in ("content_dir", "cache_dir", "metrics_dir"):
+        return None if raw in (None, "") and name != "content_dir" else Path(raw)
     if name == "base_url":
         return None if raw in (None, "") else _url(key, str(raw)).rstrip("/")
     if name in _URL_LISTS:

@@ -24,7 +24,7 @@ SECTION_FILE = "_index.md"
 ARTICLE_FILE = "index.md"
 #: Names that would shadow the service's own URLs: never a section, whatever the folder holds.
 RESERVED_SECTIONS = frozenset(
-    {"feeds", "topics", "static", "archive", "healthz", "favicon.ico", "robots.txt", "feeds.opml"}
+    {"feeds", "topics", "static", "archive", "healthz", "metrics", "favicon.ico", "robots.txt", "feeds.opml"}
 )
 
 _ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "summary", "images", "draft", "id"})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import FeedsError
+from .metrics import Metrics
 from .scanner import Completeness, Scanner, SyncReport
 from .store import MISSING, REPLACED, SCHEMA_VERSION, IndexFiles, Writer, open_reader
 
@@ -60,8 +61,17 @@ class Indexer:
     Only one Indexer per index may write: `acquire` takes the lock that says so.
     """
 
-    def __init__(self, files: IndexFiles, content_dir: Path, settle_seconds: float, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        files: IndexFiles,
+        content_dir: Path,
+        settle_seconds: float,
+        workers: int | None = None,
+        *,
+        metrics: Metrics,
+    ) -> None:
         self.files = files
+        self.metrics = metrics
         self.scanner = Scanner(content_dir, workers)
         self.settle_seconds = settle_seconds
         self.writer: Writer | None = None
@@ -130,9 +140,11 @@ class Indexer:
         writer = self._writer()
         started = time.monotonic()
         report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, closed or {}))
+        took = time.monotonic() - started
+        self.metrics.index_synced("full", took)
         log.info(
             "full pass: read %d, removed %d, deferred %d, in %.2f s",
-            report.parsed, report.removed, len(report.deferred), time.monotonic() - started,
+            report.parsed, report.removed, len(report.deferred), took,
         )  # fmt: skip
         self.confirm()
         return report
@@ -144,7 +156,9 @@ class Indexer:
         renames: Mapping[str, str] | None = None,
     ) -> SyncReport:
         completeness = Completeness(self.settle_seconds, closed or {})
+        started = time.monotonic()
         report = self.scanner.sync_bundles(self._writer(), paths, completeness, renames)
+        self.metrics.index_synced("bundles", time.monotonic() - started)
         if report.parsed or report.removed:
             log.info("synced %d bundles, removed %d", report.parsed, report.removed)
         self.confirm()
@@ -184,7 +198,9 @@ class Indexer:
         for old in self.files.generations():
             if old != generation:
                 self.files.remove(old)
-        log.info("index generation %d is current, built in %.1f s", generation, time.monotonic() - started)
+        took = time.monotonic() - started
+        self.metrics.index_synced("rebuild", took)
+        log.info("index generation %d is current, built in %.1f s", generation, took)
         self.confirm()
         return report
 
@@ -269,6 +285,8 @@ class Indexer:
         self._say("ok", generation=generation, confirmed_at=time.time(), error=None)
 
     def failing(self, error: str) -> None:
+        """Records that a round of the watch loop failed, and why; it is tried again."""
+        self.metrics.index_sync_failed()
         self._say("failing", error=error)
 
     def _say(self, state: str, **changes: Any) -> None:

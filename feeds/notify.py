@@ -11,6 +11,7 @@ the feed through them.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import re
@@ -22,6 +23,7 @@ from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from .errors import NotifyError
+from .metrics import Metrics, NotificationKind, NotificationResult
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,14 @@ class Counts:
     coalesced: int = 0
 
 
+#: Hears how many names a channel sent, failed to send, or gave up on (for /metrics).
+Counted = Callable[[NotificationResult, int], None]
+
+
+def _uncounted(result: NotificationResult, count: int) -> None:
+    """What a channel nobody counts tells (tests make notifiers without metrics)."""
+
+
 class Channel:
     """One destination with its own thread and queue."""
 
@@ -85,9 +95,11 @@ class Channel:
         deliver: Deliver,
         chunk: Callable[[list[str]], int],
         after: Sequence[Channel] = (),
+        counted: Counted = _uncounted,
     ) -> None:
         self.name = name
         self.counts = Counts()
+        self._counted = counted
         self._deliver = deliver
         #: How many of the due names (in order) go in one request.
         self._chunk = chunk
@@ -180,6 +192,7 @@ class Channel:
         took = (time.monotonic() - started) * 1e3
         log.info("%s: sent %s: %s in %.0f ms", self.name, " ".join(names), answer, took)
         now = time.monotonic()
+        self._counted("sent", len(names))
         with self._condition:
             self.counts.sent += len(names)
             for name in names:
@@ -195,6 +208,7 @@ class Channel:
 
     def _failed(self, names: list[str], reason: str, started: float) -> None:
         now = time.monotonic()
+        self._counted("failed", len(names))
         with self._condition:
             self.counts.failed += len(names)
             attempts = 0
@@ -206,6 +220,7 @@ class Channel:
                 if item.attempts >= MAX_ATTEMPTS and not item.again:
                     del self._items[name]
                     self.counts.given_up += 1
+                    self._counted("given_up", 1)
                     continue
                 item.again = False
                 item.due = now + min(FIRST_RETRY_SECONDS * 2 ** (item.attempts - 1), LONGEST_RETRY_SECONDS)
@@ -302,9 +317,17 @@ def _keys_that_fit(keys: list[str]) -> int:
 class Notifier:
     """Every destination of the settings: cache nodes to purge, then hubs to ping."""
 
-    def __init__(self, hubs: Collection[str], purge_urls: Collection[str]) -> None:
-        self.purges = [Channel(f"purge {url}", CachePurge(url), _keys_that_fit) for url in purge_urls]
-        self.hubs = [Channel(f"websub {hub}", PublisherPing(hub), lambda _: 1, self.purges) for hub in hubs]
+    def __init__(self, hubs: Collection[str], purge_urls: Collection[str], metrics: Metrics | None = None) -> None:
+        def counted(kind: NotificationKind, destination: str) -> Counted:
+            return _uncounted if metrics is None else functools.partial(metrics.notified, kind, destination)
+
+        self.purges = [
+            Channel(f"purge {url}", CachePurge(url), _keys_that_fit, (), counted("purge", url)) for url in purge_urls
+        ]
+        self.hubs = [
+            Channel(f"websub {hub}", PublisherPing(hub), lambda _: 1, self.purges, counted("websub", hub))
+            for hub in hubs
+        ]
         self._batch = 0
 
     @property

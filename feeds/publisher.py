@@ -19,6 +19,7 @@ from .description import Archive, Feed, Links, Scope, authority_of, newest, sect
 from .errors import ContentError, FeedsError, IncompleteRender, IndexUnavailable, NotFound, Unavailable
 from .formats import Format
 from .indexer import Indexer, IndexerBusy, Status, indexer_alive
+from .metrics import Metrics
 from .model import Article, Image, Section, Site, Topic
 from .render_cache import Rendered, render_cache
 from .scanner import SyncReport
@@ -89,11 +90,14 @@ class Health:
 class Publisher:
     """The one object the web layer talks to."""
 
-    def __init__(self, store: Store, content_dir: Path, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: Store, content_dir: Path, settings: Settings, clock: Clock = utc_now, *, metrics: Metrics
+    ) -> None:
         self.store = store
         self.content_dir = content_dir
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics
         self._cache = render_cache(settings.render_cache_mb * 1024 * 1024)
         self._version: ContentVersion | None = None
         #: The last content version read from the index, kept while the index cannot be read.
@@ -107,7 +111,7 @@ class Publisher:
     def indexer(self, settle_seconds: float | None = None) -> Indexer:
         """An indexer for this app's index (it still has to acquire the index's lock to write)."""
         settle = self.settings.settle_seconds if settle_seconds is None else settle_seconds
-        return Indexer(self.store.files, self.content_dir, settle)
+        return Indexer(self.store.files, self.content_dir, settle, metrics=self.metrics)
 
     def ensure_fresh(self) -> None:
         """With the inline indexer (tests, editing), brings the index in step with `content/` now.
@@ -187,7 +191,10 @@ class Publisher:
         try:
             version = self.current_version()
             if entry is not None and entry.version == version and self._current(entry):
+                self.metrics.render_cache(hit=True, archive=scope.month is not None)
                 return entry
+            self.metrics.render_cache(hit=False, archive=scope.month is not None)
+            started = time.perf_counter()
             now = self.clock()
             feed = self.feed(scope, base_url)
             release = self.store.next_release(now)
@@ -200,6 +207,7 @@ class Publisher:
                 cache_control=self._archive_cache_control if feed.archive.complete else self._cache_control,
                 extra_headers=edge.feed_headers(feed, format_.file_name),
             )
+            self.metrics.rendered(format_.file_name, time.perf_counter() - started)
         except (IndexUnavailable, IncompleteRender) as error:
             # The last good state, exactly: a document rendered from the last content version this
             # worker read, and with no embargo lifted since; anything older would hide an edit.

@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import logs
+from . import application, logs, metrics
 from .access_log import ACCESS_LOG_FIELDS, LOG_CONFIG
+from .config import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ def commands(app_import: str, host: str, port: int, workers: int, access_log: bo
 def serve(app_import: str, host: str, port: int, workers: int, access_log: bool = True) -> int:
     """Runs the server and the watch process until SIGTERM or SIGINT; returns the exit status."""
     logs.setup("supervisor")
+    # Every process started here pools its metrics in one folder, emptied for this run.
+    metrics.start_pool(application.metrics_pool(load_settings()))
     return supervise(commands(app_import, host, port, workers, access_log))
 
 

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from markupsafe import Markup
 from werkzeug.exceptions import BadRequest
 
-from . import edge, markup, periods
+from . import edge, markup, metrics, periods
 from .dates import format_icelandic
 from .description import Links, Scope, byline, newest, section_titles
 from .errors import IndexUnavailable, NotFound
@@ -28,9 +28,24 @@ from .store import DEFAULT_SITE
 
 blueprint = Blueprint("feeds", __name__)
 ASSETS = Path(__file__).parent / "assets"
-#: Answered without the index: a reader asks for the icon on every subscription, crawlers for robots.txt.
-_WITHOUT_INDEX = frozenset({"feeds.healthz", "feeds.favicon", "feeds.robots"})
-ROBOTS = "User-agent: *\nDisallow: /healthz\n"
+#: Answered without the index: a reader asks for the icon on every subscription, crawlers for robots.txt;
+#: /healthz and /metrics say what is wrong when it cannot be read.
+_WITHOUT_INDEX = frozenset({"feeds.healthz", "feeds.metrics_text", "feeds.favicon", "feeds.robots"})
+ROBOTS = "User-agent: *\nDisallow: /healthz\nDisallow: /metrics\n"
+#: What each view serves, as /metrics counts requests; anything else (an unknown URL) is "other".
+_KINDS = {
+    "feed": ("site_feed", "section_feed", "topic_feed"),
+    "archive": ("site_archive", "section_archive", "topic_archive"),
+    "page": ("home", "section_page", "topic_page", "site_archive_page", "section_archive_page",
+             "topic_archive_page", "article_page"),
+    "photo": ("photo",),
+    "rendition": ("photo_rendition",),
+    "opml": ("opml",),
+    "health": ("healthz",),
+    "metrics": ("metrics_text",),
+    "asset": ("favicon", "robots"),
+}  # fmt: skip
+ROUTE_KINDS = {f"{blueprint.name}.{view}": kind for kind, views in _KINDS.items() for view in views}
 #: The favicon and robots.txt change only with a new release.
 _A_DAY = "public, max-age=86400"
 
@@ -46,6 +61,12 @@ def base_url() -> str:
     if found is None:
         raise BadRequest("the Host header does not name a host")
     return found
+
+
+@blueprint.before_app_request
+def note_route_kind() -> None:
+    """First of all, so that a request refused by what follows is counted by its route too."""
+    request.environ[metrics.ROUTE_KIND] = ROUTE_KINDS.get(request.endpoint or "", "other")
 
 
 @blueprint.before_app_request
@@ -78,6 +99,14 @@ def healthz() -> tuple[dict[str, object], int, dict[str, str]]:
         "last_change": None if health.last_change is None else health.last_change.isoformat(),
     }
     return body, 200 if health.ready else 503, {"Cache-Control": "no-store"}
+
+
+@blueprint.get("/metrics")
+def metrics_text() -> Response:
+    """Prometheus text: every process's counts, and the figures of /healthz, read the same way."""
+    body, content_type = publisher().metrics.exposition(publisher().health(), request.headers.get("Accept", ""))
+    # Never kept by a shared cache: each scrape must reach a worker.
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 @blueprint.after_app_request
