@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import application, logs, metrics
+from . import logs, metrics
 from .access_log import ACCESS_LOG_FIELDS, LOG_CONFIG
 from .config import load_settings
 
@@ -133,6 +133,9 @@ def commands(app_import: str, host: str, port: int, workers: int, access_log: bo
 
 def serve(app_import: str, host: str, port: int, workers: int, access_log: bool = True) -> int:
     """Runs the server and the watch process until SIGTERM or SIGINT; returns the exit status."""
+    # Here, not at the top: the app's modules import this one (the `serve` command).
+    from . import application
+
     logs.setup("supervisor")
     # Every process started here pools its metrics in one folder, emptied for this run.
     metrics.start_pool(application.metrics_pool(load_settings()))
