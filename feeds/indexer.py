@@ -191,13 +191,7 @@ class Indexer:
             writer.close()
             self.files.remove(generation)
             raise
-        self.files.point_to(generation)
-        if self.writer is not None:
-            self.writer.close()
-        self.writer = writer
-        for old in self.files.generations():
-            if old != generation:
-                self.files.remove(old)
+        self._make_current(writer)
         took = time.monotonic() - started
         self.metrics.index_synced("rebuild", took)
         log.info("index generation %d is current, built in %.1f s", generation, took)
@@ -241,19 +235,24 @@ class Indexer:
             writer.close()
             self.files.remove(generation)
             raise
-        self.files.point_to(generation)
-        if self.writer is not None:
-            self.writer.close()
-        self.writer = writer
-        for old in self.files.generations():
-            if old != generation:
-                self.files.remove(old)
+        self._make_current(writer)
         log.info(
             "index generation %d is current, copied from %s and brought in step in %.1f s: read %d bundles, removed %d",
             generation, source, time.monotonic() - started, report.parsed, report.removed,
         )  # fmt: skip
         self.confirm()
         return report
+
+    def _make_current(self, writer: Writer) -> None:
+        """Points readers at the writer's generation, writes through it from now on, and removes
+        every other generation."""
+        self.files.point_to(writer.generation)
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = writer
+        for old in self.files.generations():
+            if old != writer.generation:
+                self.files.remove(old)
 
     def _salvage(self, old: Writer, new: Writer) -> None:
         # The open connection still reads the old file whole, even though it was deleted.
