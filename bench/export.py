@@ -11,10 +11,10 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import corpus, load, servers
+from .report import Findings
 
 #: Feeds whose serving is compared: the site's (a month of articles), and a section's.
 FEEDS = ("/feeds/rss.xml", "/feeds/innlent/rss.xml")
@@ -65,45 +65,15 @@ height="{{ .Height }}" alt=""></figure>{{ end }}
 }
 
 
-@dataclass
-class Row:
-    what: str
-    value: str
-    detail: str = ""
-
-
-@dataclass
-class ExportBench:
-    """What one run measured."""
-
-    label: str
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, what: str, value: str, detail: str = "") -> None:
-        self.rows.append(Row(what, value, detail))
-        print(f"  {what}: {value}  {detail}", flush=True)
-
-    def markdown(self) -> str:
-        lines = [
-            f"# Static export ({self.label} corpus)",
-            "",
-            "`python -m bench.export` (bench/export.py); one run, on this machine.",
-            "",
-            "| what | value | detail |",
-            "|---|---|---|",
-            *(f"| {row.what} | {row.value} | {row.detail} |" for row in self.rows),
-        ]
-        if self.notes:
-            lines += ["", *(f"- {note}" for note in self.notes)]
-        return "\n".join(lines) + "\n"
-
-
-def run(work: Path, articles: int, seconds: int = 5) -> ExportBench:
+def run(work: Path, articles: int, seconds: int = 5) -> Findings:
     """Every measurement on a corpus of `articles` under `work` (made if missing, and kept); stops
     everything it started."""
     label = f"{articles // 1000}k" if articles >= 1000 else str(articles)
-    results = ExportBench(label)
+    results = Findings(
+        f"Static export ({label} corpus)",
+        "`python -m bench.export` (bench/export.py); one run, on this machine.",
+        label,
+    )
     content, reused = corpus.ensure(work / f"corpus-{label}", articles)
     print(f"corpus {label}: {'reused' if reused else 'generated'} ({content})", flush=True)
     run_dir = work / f"export-{label}"
@@ -141,7 +111,7 @@ def _flask(arguments: list[str], env: dict[str, str], timeout: float) -> str:
     return done.stdout.strip()
 
 
-def _timed_export(outdir: Path, env: dict[str, str], results: ExportBench, what: str) -> float:
+def _timed_export(outdir: Path, env: dict[str, str], results: Findings, what: str) -> float:
     started = time.perf_counter()
     said = _flask(["export", str(outdir)], env, timeout=3600)
     took = time.perf_counter() - started
@@ -161,7 +131,7 @@ def _edit(bundle: Path) -> str:
     return token
 
 
-def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_dir: Path, res: ExportBench) -> None:
+def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_dir: Path, res: Findings) -> None:
     """`export --watch` as the indexer: save → the article page, the site's feed and its month's
     archive document (the largest document an edit touches) written, with their .gz."""
     log = run_dir / "watch.log"
@@ -205,7 +175,7 @@ def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_d
         res.notes.append("the site feed names no archive month")
 
 
-def _hugo(content: Path, site: Path, results: ExportBench) -> float | None:
+def _hugo(content: Path, site: Path, results: Findings) -> float | None:
     binary = shutil.which(HUGO_BINARY)
     if binary is None:
         results.notes.append("hugo is not installed (Debian: apt-get install hugo): no comparison")
@@ -230,7 +200,7 @@ def _hugo(content: Path, site: Path, results: ExportBench) -> float | None:
     return took
 
 
-def _serving(outdir: Path, run_dir: Path, seconds: int, results: ExportBench) -> None:
+def _serving(outdir: Path, run_dir: Path, seconds: int, results: Findings) -> None:
     """nginx with deploy/nginx/static.conf on OUTDIR, against servers.start_nginx on one copied file."""
     if not Path(load.wrk_binary()).exists():
         results.notes.append("wrk is not installed (apt-get install wrk): no throughput")

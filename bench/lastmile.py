@@ -20,10 +20,11 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import caches, corpus, load, servers, websub
+from .report import Findings
 
 FEED = "/feeds/rss.xml"
 SIZES = {"1k": 1_000, "100k": 100_000}
@@ -35,45 +36,15 @@ EDIT_TIMEOUT_S = 10.0
 DAY = 86400
 
 
-@dataclass
-class Row:
-    what: str
-    value: str
-    detail: str = ""
-
-
-@dataclass
-class LastMile:
-    """What one run measured."""
-
-    label: str
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, what: str, value: str, detail: str = "") -> None:
-        self.rows.append(Row(what, value, detail))
-        print(f"  {what}: {value}  {detail}", flush=True)
-
-    def markdown(self) -> str:
-        lines = [
-            f"# Last mile: save → subscriber, through a real hub and a real cache ({self.label} corpus)",
-            "",
-            "`python -m bench.lastmile` (bench/lastmile.py); one run, on this machine.",
-            "",
-            "| what | value | detail |",
-            "|---|---|---|",
-            *(f"| {row.what} | {row.value} | {row.detail} |" for row in self.rows),
-        ]
-        if self.notes:
-            lines += ["", *(f"- {note}" for note in self.notes)]
-        return "\n".join(lines) + "\n"
-
-
-def run(work: Path, label: str = "100k", edits: int = 20, seconds: int = 5) -> LastMile:
+def run(work: Path, label: str = "100k", edits: int = 20, seconds: int = 5) -> Findings:
     """The whole measurement on the `label` corpus under `work` (made if missing, and kept, with its
     index, for the next run); the function `make bench` calls. Stops everything it started."""
     ensure_tools()
-    results = LastMile(label)
+    results = Findings(
+        f"Last mile: save → subscriber, through a real hub and a real cache ({label} corpus)",
+        "`python -m bench.lastmile` (bench/lastmile.py); one run, on this machine.",
+        label,
+    )
     content, reused = corpus.ensure(work / f"corpus-{label}", SIZES[label])
     print(f"corpus {label}: {'reused' if reused else 'generated'} ({content})", flush=True)
     run_dir = work / f"lastmile-{label}"
@@ -151,7 +122,7 @@ def _wait_for_line(server: servers.Server, log: Path, text: str, timeout: float)
     raise RuntimeError(f"no {text!r} in the service's log after {timeout:.0f} s")
 
 
-def _edits(stack: _Stack, content: Path, edits: int, results: LastMile) -> None:
+def _edits(stack: _Stack, content: Path, edits: int, results: Findings) -> None:
     """Rewrites the newest article's title `edits` times; for each, when the subscriber of the site's
     feed got the new feed, and when Varnish first answered with it."""
     path = corpus.newest_bundle(content) / "index.md"
@@ -214,7 +185,7 @@ def _visible(url: str, token: bytes, saved: float) -> float | None:
     return None
 
 
-def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
+def _origin_requests(stack: _Stack, content: Path, results: Findings) -> None:
     """POLLS polls through Varnish over three documents, plain and gzip in turn, with two edits among
     them; how many requests reached the origin, against how many document versions the indexer
     announced meanwhile (each is fetched at most once per representation: by the hub's fetch after
@@ -270,7 +241,7 @@ def _origin_requests(stack: _Stack, content: Path, results: LastMile) -> None:
                 f"statuses {statuses}; {took:.1f} s")  # fmt: skip
 
 
-def _throughput(stack: _Stack, work: Path, seconds: int, results: LastMile) -> None:
+def _throughput(stack: _Stack, work: Path, seconds: int, results: Findings) -> None:
     """wrk against the cached feed through Varnish, and against nginx serving the same bytes as files:
     alternated, each twice, each time once the origin is idle (its indexer rescans a 100k newsroom
     every minute, for many seconds, on the same two cores); the better run of each counts."""

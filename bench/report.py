@@ -41,6 +41,47 @@ PLAIN, GZIP, NOT_MODIFIED = "200", "200 gzip", "304"
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    what: str
+    value: str
+    detail: str = ""
+    target: str = ""
+
+
+@dataclass
+class Findings:
+    """What one run of a benchmark of its own measured (the last mile, the static export, the whole
+    archive): rows, printed as they come, and notes; a section of BENCHMARKS.md."""
+
+    title: str
+    #: What the run is, above its table: a line or two.
+    intro: str
+    #: Names the run (a corpus size), for its file under bench/out.
+    label: str
+    #: Whether the table has a target column.
+    targets: bool = False
+    rows: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, what: str, value: str, detail: str = "", *, target: str = "") -> None:
+        self.rows.append(Finding(what, value, detail, target))
+        aim = f" (target {target or '—'})" if self.targets else ""
+        print(f"  {what}: {value}{aim}  {detail}", flush=True)
+
+    def markdown(self) -> str:
+        if self.targets:
+            header = ["| what | measured | target | detail |", "|---|---|---|---|"]
+            table = [f"| {row.what} | {row.value} | {row.target} | {row.detail} |" for row in self.rows]
+        else:
+            header = ["| what | value | detail |", "|---|---|---|"]
+            table = [f"| {row.what} | {row.value} | {row.detail} |" for row in self.rows]
+        lines = [f"# {self.title}", "", self.intro, "", *header, *table]
+        if self.notes:
+            lines += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """One wrk run: who answered what, how fast, and the peak memory of its workers."""
 

@@ -19,11 +19,11 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from . import corpus, inprocess, load, servers
+from .report import Findings
 
 FEED = "/feeds/rss.xml"
 YEARS = 25.0
@@ -31,44 +31,15 @@ YEARS = 25.0
 EDIT_TIMEOUT_S = 10.0
 
 
-@dataclass
-class Row:
-    what: str
-    value: str
-    target: str = ""
-    detail: str = ""
-
-
-@dataclass
-class Scale:
-    """What one run measured."""
-
-    label: str
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, what: str, value: str, target: str = "", detail: str = "") -> None:
-        self.rows.append(Row(what, value, target, detail))
-        print(f"  {what}: {value} (target {target or '—'})  {detail}", flush=True)
-
-    def markdown(self) -> str:
-        lines = [
-            f"# The whole archive on one machine ({self.label} articles over {YEARS:.0f} years)",
-            "",
-            "From `python -m bench.scale`; every row from this one run. Idle CPU is of the whole service",
-            "(supervisor, web workers and indexer) over a quiet window after its start-up pass.",
-            "",
-            "| what | measured | target | detail |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {row.what} | {row.value} | {row.target} | {row.detail} |" for row in self.rows]
-        lines += ["", *[f"- {note}" for note in self.notes]]
-        return "\n".join(lines).rstrip() + "\n"
-
-
-def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds: int) -> Scale:
+def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds: int) -> Findings:
     label = f"{articles:,}"
-    scale = Scale(label)
+    scale = Findings(
+        f"The whole archive on one machine ({label} articles over {YEARS:.0f} years)",
+        "From `python -m bench.scale`; every row from this one run. Idle CPU is of the whole service\n"
+        "(supervisor, web workers and indexer) over a quiet window after its start-up pass.",
+        label,
+        targets=True,
+    )
     started = time.monotonic()
     content, reused = corpus.ensure(work / f"corpus-{articles}-{YEARS:.0f}y", articles, years=YEARS)
     print(f"corpus {label}: {'reused' if reused else f'made in {time.monotonic() - started:.0f} s'}", flush=True)
@@ -78,15 +49,15 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
     try:
         built = inprocess.time_index(content, cache, timeout=3600)
         target = "≤ 30 s" if articles <= 100_000 else "≤ 5 min" if articles <= 1_000_000 else ""
-        scale.add("first build", f"{built.wall_s:.1f} s", target, f"`{built.output}`")
+        scale.add("first build", f"{built.wall_s:.1f} s", f"`{built.output}`", target=target)
         server = servers.start_service(content, cache, run_dir / "service.log")
-        scale.add("warm start: start → first 200", f"{server.wait_ready(FEED, 600):.2f} s", "≤ 2 s")
+        scale.add("warm start: start → first 200", f"{server.wait_ready(FEED, 600):.2f} s", target="≤ 2 s")
         busy = server.wait_idle(1800, interval=1.0, share=0.05)
         scale.add("start-up pass (busy ≥ 5% of a core)", "never quiet" if busy is None else f"{busy:.1f} s")
         before, window_started = server.cpu_seconds(), time.monotonic()
         time.sleep(idle_seconds)
         share = (server.cpu_seconds() - before) / (time.monotonic() - window_started)
-        scale.add(f"idle CPU over {idle_seconds:.0f} s, no edits", f"{share:.2%} of a core", "≤ 1%")
+        scale.add(f"idle CPU over {idle_seconds:.0f} s, no edits", f"{share:.2%} of a core", target="≤ 1%")
         _visibility(scale, server, content, edits, "")
         _memory(scale, server, content)
         cached = load.wrk(server.url(FEED), wrk_seconds)
@@ -102,10 +73,8 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
         fast.stop()
         small = _small_corpus_p50(work, run_dir, wrk_seconds)
         ratio = cached.p50 / small if small else float("nan")
-        scale.add(
-            f"cached feed p50 at {label} ÷ p50 at 1k", f"{ratio:.2f}", "≤ 1.2",
-            f"{cached.p50:.2f} ms vs {small:.2f} ms; {cached.requests_per_second:,.0f} req/s at {label}",
-        )  # fmt: skip
+        detail = f"{cached.p50:.2f} ms vs {small:.2f} ms; {cached.requests_per_second:,.0f} req/s at {label}"
+        scale.add(f"cached feed p50 at {label} ÷ p50 at 1k", f"{ratio:.2f}", detail, target="≤ 1.2")
     finally:
         servers.stop_all()
     output = servers.REPO / "bench" / "out" / f"scale-{articles}.md"
@@ -114,7 +83,7 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
     return scale
 
 
-def _visibility(scale: Scale, server: servers.Server, content: Path, edits: int, how: str) -> None:
+def _visibility(scale: Findings, server: servers.Server, content: Path, edits: int, how: str) -> None:
     """Save → visible, p50 and p95 over `edits` each: a new article, the newest, one 20 years old."""
     newest = corpus.newest_bundle(content)
     old = corpus.bundle_of(content, corpus.number_published_before(content, timedelta(days=365.25 * 20)))
@@ -149,7 +118,7 @@ def _visibility(scale: Scale, server: servers.Server, content: Path, edits: int,
         p95 = seen[min(len(seen) - 1, round(0.95 * (len(seen) - 1)))] if seen else float("nan")
         never = f"; {missed} never within {EDIT_TIMEOUT_S:.0f} s" if missed else ""
         detail = f"p50 {p50:.0f} ms over {len(times)} edits{never}"
-        scale.add(f"save → visible, {kind}{how}", f"p95 {p95:.0f} ms", "p95 ≤ 200 ms", detail)
+        scale.add(f"save → visible, {kind}{how}", f"p95 {p95:.0f} ms", detail, target="p95 ≤ 200 ms")
 
 
 def _retitle(index: Path, token: str, id_too: bool = False) -> None:
@@ -173,7 +142,7 @@ def _visible(server: servers.Server, url: str, token: bytes, started: float) -> 
     return None
 
 
-def _memory(scale: Scale, server: servers.Server, content: Path) -> None:
+def _memory(scale: Findings, server: servers.Server, content: Path) -> None:
     """Peak RSS of each web worker after every subscription feed and section page was asked for, and of the indexer."""
     sections = sorted(path.name for path in content.iterdir() if path.is_dir() and path.name[0] not in "._")
     urls = [FEED, "/feeds/atom.xml", "/feeds/feed.json", "/", "/feeds.opml"]
@@ -186,12 +155,11 @@ def _memory(scale: Scale, server: servers.Server, content: Path) -> None:
     workers = [pid for pid in family if not _is_indexer(pid) and not servers._children(pid)]
     indexer = [pid for pid in family if _is_indexer(pid)]
     sizes = sorted((servers._vm_hwm(pid) / 2**20 for pid in workers), reverse=True)
-    scale.add(
-        "peak RSS per web worker", f"{max(sizes, default=0):.0f} MB", "≤ 100 MB",
-        "each: " + ", ".join(f"{size:.0f}" for size in sizes) + f" MB, after {2 * len(urls)} requests",
-    )  # fmt: skip
-    scale.add("peak RSS of the indexer", f"{max((servers._vm_hwm(pid) / 2**20 for pid in indexer), default=0):.0f} MB",
-              "≤ 300 MB", "its start-up pass included")  # fmt: skip
+    each = ", ".join(f"{size:.0f}" for size in sizes)
+    detail = f"each: {each} MB, after {2 * len(urls)} requests"
+    scale.add("peak RSS per web worker", f"{max(sizes, default=0):.0f} MB", detail, target="≤ 100 MB")
+    peak = max((servers._vm_hwm(pid) / 2**20 for pid in indexer), default=0)
+    scale.add("peak RSS of the indexer", f"{peak:.0f} MB", "its start-up pass included", target="≤ 300 MB")
 
 
 def _command_line(pid: int) -> str:
