@@ -270,15 +270,13 @@ class Publisher:
         """
         plan = self.archive_plan(scope, site, now)
         if scope.month is None:
-            articles = self.store.latest(now, self.settings.feed_size, scope.section, scope.topic)
-            if len(articles) < self.settings.feed_size:
-                return articles, Archive()
-            start, _ = plan.period_of(articles[-1].published).span(plan.zone)
+            oldest = self.store.nth_published(now, self.settings.feed_size, scope.section, scope.topic)
+            if oldest is None:
+                return self.store.latest(now, self.settings.feed_size, scope.section, scope.topic), Archive()
+            start, _ = plan.period_of(oldest).span(plan.zone)
+            articles = self.store.between(start, now + timedelta(seconds=1), scope.section, scope.topic)
             older, _ = self.store.published_near(start, start, now, scope.section, scope.topic)
-            if older is None:
-                return articles, Archive()
-            extended = self.store.between(start, now + timedelta(seconds=1), scope.section, scope.topic)
-            return extended, Archive(previous=plan.period_of(older).name)
+            return articles, Archive(previous=None if older is None else plan.period_of(older).name)
         try:
             period = periods.parse(scope.month)
         except ValueError:

@@ -389,6 +389,20 @@ class Store:
         return int(row[0])
 
     @_reading
+    def nth_published(
+        self, now: datetime, n: int, section: str | None = None, topic: str | None = None
+    ) -> datetime | None:
+        """When the `n`th newest article public at `now` was published, of a section or a topic or
+        the whole site; None if there are fewer than `n`."""
+        tables, published, where, parameters = _scope_sql(section, topic)
+        row = self._row(
+            f"SELECT {published} FROM {tables} WHERE {where} AND {published} <= ?"  # noqa: S608
+            f" ORDER BY {published} DESC, bundle.path DESC LIMIT 1 OFFSET ?",
+            (*parameters, _seconds(now), n - 1),
+        )
+        return None if row is None else _moment(row[0])
+
+    @_reading
     def published_near(
         self, before: datetime, since: datetime, now: datetime, section: str | None = None, topic: str | None = None
     ) -> tuple[datetime | None, datetime | None]:

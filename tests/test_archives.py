@@ -292,3 +292,22 @@ def test_the_subscription_feed_stays_short_however_busy_its_month(busy_app: Flas
     # most six (only an hour may hold more).
     assert len(current) == 6
     assert Counter([*current, *(guid for document in archives for guid in document)]).most_common(1)[0][1] == 1
+
+
+def test_a_scope_all_in_one_period_is_whole_in_its_subscription_feed(
+    newsroom: Newsroom, clock: Clock, tmp_path: Path
+) -> None:
+    """Five articles in one quiet month and feeds of three: no period before the third's, so the
+    subscription feed must hold all five itself, or two would be out of every reader's reach."""
+    for day in range(1, 6):
+        newsroom.article("innlent", f"okt-{day}", date=f"2026-10-0{day}T12:00:00Z", id=f"id-okt-{day}")
+    config = {"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "inline", "FEED_SIZE": 3}
+    every_one = sorted(f"tag:frettir.example.is,2026-10-0{day}:id-okt-{day}" for day in range(1, 6))
+    with create_app(config, clock=clock).test_client() as client:
+        for path in ("/feeds/rss.xml", "/feeds/atom.xml", "/feeds/innlent/rss.xml"):
+            current = xml(client, path)
+            assert link(current, "prev-archive") is None
+            assert sorted(ids(current)) == every_one
+        feed = json.loads(get_ok(client, "/feeds/feed.json"))
+    assert "next_url" not in feed
+    assert len(feed["items"]) == 5

@@ -166,12 +166,15 @@ def damage(path: Path, fault: str) -> None:
 def watched(
     newsroom: Newsroom, clock: Clock, tmp_path: Path, start_indexer: Callable[[Flask], RunningIndexer]
 ) -> Iterator[list[Flask]]:
-    """Two workers over one index kept by a running watch loop, with 60 articles published."""
+    """Two workers over one index kept by a running watch loop, with 60 articles published: 50 in
+    October and 10 in September, so that the site's subscription feed holds October's 50."""
     for number in range(60):
         section = "innlent" if number % 2 else "erlent"
+        month = 10 if number < 50 else 9
         newsroom.article(
             section, f"frett-{number}", title=f"Frétt {number}", id=f"frett-{number}",
-            date=f"2026-10-{number % 28 + 1:02d}T{number % 24:02d}:00:00Z", topics=["Eldgos"] if number % 3 else [],
+            date=f"2026-{month:02d}-{number % 28 + 1:02d}T{number % 24:02d}:00:00Z",
+            topics=["Eldgos"] if number % 3 else [],
         )  # fmt: skip
     an_hour_ago = time.time() - 3600
     for path in newsroom.root.rglob("*"):
