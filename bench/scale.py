@@ -96,8 +96,7 @@ def _visibility(scale: Findings, server: servers.Server, content: Path, edits: i
             token = f"merki{secrets.token_hex(4)}"
             if kind == "a new article":
                 bundle = newest.parent / f"ny-frett-{token}"
-                # Staged beside content/ (the same file system), then renamed in: a folder moved
-                # within the watched tree waits out watchdog's pairing of moves (up to 0.5 s).
+                # Staged beside content/ (the same file system), then renamed in.
                 staged = content.parent / f".staged-{token}"
                 shutil.copytree(newest, staged)
                 _retitle(staged / "index.md", token, id_too=True)

@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -154,10 +154,12 @@ class Indexer:
         paths: Iterable[str],
         closed: Mapping[str, tuple[int, int]] | None = None,
         renames: Mapping[str, str] | None = None,
+        gone: Collection[str] | None = None,
     ) -> SyncReport:
+        """Reads the named bundles again (`Scanner.sync_bundles`)."""
         completeness = Completeness(self.settle_seconds, closed or {})
         started = time.monotonic()
-        report = self.scanner.sync_bundles(self._writer(), paths, completeness, renames)
+        report = self.scanner.sync_bundles(self._writer(), paths, completeness, renames, gone)
         self.metrics.index_synced("bundles", time.monotonic() - started)
         if report.parsed or report.removed:
             log.info("synced %d bundles, removed %d", report.parsed, report.removed)

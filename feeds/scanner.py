@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,8 @@ _Result = TypeVar("_Result")
 PARALLEL_THRESHOLD = 2000
 #: Bundles a worker process looks at in one go during a full pass.
 SCAN_CHUNK = 1000
+#: How soon a bundle that went while a sync began is looked at again (see `Scanner.sync_bundles`).
+GONE_RECHECK_SECONDS = 0.05
 
 
 class UnreadableContent(FeedsError):
@@ -149,12 +151,20 @@ class Scanner:
         return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
 
     def sync_bundles(
-        self, writer: Writer, paths: Iterable[str], completeness: Completeness, renames: Mapping[str, str] | None = None
+        self,
+        writer: Writer,
+        paths: Iterable[str],
+        completeness: Completeness,
+        renames: Mapping[str, str] | None = None,
+        gone: Collection[str] | None = None,
     ) -> SyncReport:
         """Reads again only the named bundles ("section/slug"), as a watcher does: cheap at any size.
 
         `renames` maps a bundle's old name to its new one: the old is removed only in the sync that
-        reads the new, so that the article never drops out in between.
+        reads the new, so that the article never drops out in between. Given `gone` (the bundles
+        its caller saw absent, and waited on for a rename's notification), a stored bundle found
+        absent that is not among them is deferred for GONE_RECHECK_SECONDS instead of removed: it
+        went while this sync began, and the notification that may name its new folder is on its way.
         """
         wanted = sorted(set(paths))
         with writer.transaction() as tx:
@@ -177,6 +187,8 @@ class Scanner:
                     present.append(path)
                 elif presence == "unknown":
                     deferred[path] = now + completeness.settle_seconds
+                elif path in stored and gone is not None and path not in gone:
+                    deferred[path] = now + GONE_RECHECK_SECONDS
                 elif path in stored:
                     removed.append(path)
             job = _Examine(
@@ -184,9 +196,17 @@ class Scanner:
             )
             parsed, examined_deferred = self._store_examined(tx, [job], len(present))
             deferred.update(examined_deferred)
-            waiting = [path for path in removed if (renames or {}).get(path) in deferred]
-            for path in waiting:
-                deferred[path] = deferred[(renames or {})[path]]
+            renamed = renames or {}
+            # A renamed bundle's old name stays until its new name is read; if the new name went
+            # too while this sync ran (renamed again), until the next sync reads where it went.
+            for path in [path for path in removed if path in renamed]:
+                target = renamed[path]
+                if target in deferred:
+                    deferred[path] = deferred[target]
+                elif target not in present and gone is not None and target not in gone:
+                    deferred[path] = now + GONE_RECHECK_SECONDS
+                else:
+                    continue
                 removed.remove(path)
             for path in removed:
                 tx.remove(path)

@@ -13,10 +13,8 @@ no change waiting is dropped.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -24,12 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog import events
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.inotify import InotifyObserver
-
 from .errors import FeedsError
 from .indexer import Indexer, IndexerBusy, check_thoroughly
+from .inotify import Kind, Notice, Notifications
 from .scanner import SyncReport, folders
 from .verifier import Verifier
 
@@ -54,19 +49,6 @@ MAX_BACKOFF_SECONDS = 5.0
 ABSENT_WAIT_SECONDS = 1.0
 #: The kernel's limit on inotify watches per user; each watched folder takes one.
 MAX_USER_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
-#: What watchdog logs, as its only word, when the kernel's notification queue overflowed.
-OVERFLOW_MESSAGE = "Inotify queue overflowed"
-
-_WATCHED = [
-    events.FileCreatedEvent,
-    events.FileModifiedEvent,
-    events.FileClosedEvent,
-    events.FileDeletedEvent,
-    events.FileMovedEvent,
-    events.DirCreatedEvent,
-    events.DirDeletedEvent,
-    events.DirMovedEvent,
-]
 
 
 @dataclass
@@ -122,8 +104,7 @@ class Watcher:
         self.content_dir = content_dir
         self.rescan_seconds = rescan_seconds
         self.on_sync = on_sync
-        self._events: queue.SimpleQueue[events.FileSystemEvent] = queue.SimpleQueue()
-        self._observer: BaseObserver | None = None
+        self._notifications: Notifications | None = None
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
@@ -132,19 +113,12 @@ class Watcher:
         self.watching_bundles = False
 
     def run(self, stop: threading.Event) -> None:
-        alarm = _OverflowAlarm(self._events, self.content_dir)
-        watchdog_log = logging.getLogger("watchdog.observers")
-        watchdog_log.addHandler(alarm)
-        if not watchdog_log.isEnabledFor(logging.WARNING):
-            watchdog_log.setLevel(logging.WARNING)
-        self._observer = self._watch()
+        self._notifications = self._watch()
         try:
             self._loop(stop)
         finally:
-            watchdog_log.removeHandler(alarm)
-            if self._observer is not None:
-                self._observer.stop()
-                self._observer.join(timeout=5)
+            if self._notifications is not None:
+                self._notifications.close()
 
     def _stored_in(self, section: str) -> list[str]:
         writer = self.indexer.writer
@@ -162,7 +136,7 @@ class Watcher:
             work.release_due(time.time())
             self._hold_until_quiet(work)
             probe = now >= next_probe
-            if now >= next_rescan and self._observer is None:
+            if now >= next_rescan and self._notifications is None:
                 work.everything = True
             verify = now >= self.verifier.due_at() and not work.everything and self.indexer.writer is not None
             if now < attempt_at or not (probe or work.everything or work.bundles or verify):
@@ -180,9 +154,9 @@ class Watcher:
                     next_rescan = time.monotonic() + self.rescan_seconds
                     self._synced(report, None)
                 elif work.bundles:
-                    self._complete_moves(work)
+                    gone = self._complete_moves(work)
                     asked = frozenset(work.bundles)
-                    report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames)
+                    report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames, gone)
                     work.done(report, whole=False)
                     self._synced(report, asked)
                 elif verify:
@@ -205,7 +179,7 @@ class Watcher:
             work.deferred.setdefault(path, wall + ABSENT_WAIT_SECONDS)
         asked = frozenset(path for path in found.present if path not in work.deferred)
         if asked:
-            report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames)
+            report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames, gone=())
             work.deferred.update(report.deferred)
             if report.parsed or report.removed:
                 log.warning(
@@ -257,13 +231,12 @@ class Watcher:
         return found
 
     def _keep_watching(self, work: _Work) -> None:
-        """Starts the notifications again if their thread died; a whole pass covers the gap."""
-        if self._observer is None or self._observer.is_alive():
+        """Watches the content folder again if it was removed or replaced; a whole pass covers the gap."""
+        if self._notifications is None or not self._notifications.lost_root:
             return
-        log.error("file notifications stopped; watching %s again", self.content_dir)
-        with contextlib.suppress(RuntimeError):
-            self._observer.stop()
-        self._observer = self._watch()
+        log.error("the content folder %s was removed or replaced; watching it again", self.content_dir)
+        self._notifications.close()
+        self._notifications = self._watch()
         work.everything = True
 
     def _whole_pass(self) -> SyncReport:
@@ -274,14 +247,14 @@ class Watcher:
     def _timeout(self, work: _Work, attempt_at: float, next_probe: float, next_rescan: float) -> float:
         """How long to wait for notifications before something else is due."""
         now = time.monotonic()
-        due = [next_probe, next_rescan if self._observer is None else self.verifier.due_at()]
+        due = [next_probe, next_rescan if self._notifications is None else self.verifier.due_at()]
         if work.deferred:
             due.append(now + min(work.deferred.values()) - time.time())
         if work.bundles or work.everything:
             due.append(attempt_at)
         return min(max(min(due) - now, 0.0), PROBE_SECONDS)
 
-    def _watch(self) -> BaseObserver | None:
+    def _watch(self) -> Notifications | None:
         """Notifications for every folder when the kernel allows that many watches; else for the
         content folder and the sections' (new, moved and removed bundles), with the verification
         finding edits inside bundles; None if nothing can be watched."""
@@ -296,59 +269,48 @@ class Watcher:
                 " to see every edit at once",
                 self.content_dir, needed, _read_limit(), len(sections), 2 * needed,
             )  # fmt: skip
-        # Full events: a bundle moved in or out of the tree arrives as created or deleted.
-        observer = InotifyObserver(generate_full_events=True)
-        forward = _Forward(self._events)
         try:
-            if self.watching_bundles:
-                observer.schedule(forward, str(self.content_dir), recursive=True, event_filter=_WATCHED)
-            else:
-                for folder in (self.content_dir, *(self.content_dir / section for section in sections)):
-                    observer.schedule(forward, str(folder), recursive=False, event_filter=_WATCHED)
-            observer.start()
+            return Notifications(str(self.content_dir), depth=2 if self.watching_bundles else 1)
         except OSError as error:
             log.warning(
                 "cannot watch %s (%s); rescanning every %s s instead", self.content_dir, error, self.rescan_seconds
             )
             return None
-        return observer
 
     def _collect(self, timeout: float, work: _Work) -> None:
         """Waits up to `timeout` for a notification, then takes in every one queued after a short pause."""
-        try:
-            first = self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
-        except queue.Empty:
+        if self._notifications is None:
+            time.sleep(max(timeout, 0.0))
+            return
+        notices = self._notifications.read(timeout)
+        if not notices:
             return
         time.sleep(DEBOUNCE_SECONDS)
-        batch = [first]
-        while True:
-            try:
-                batch.append(self._events.get_nowait())
-            except queue.Empty:
-                break
-        for event in batch:
-            self._note(event, work)
+        notices.extend(self._notifications.read(0.0))
+        for notice in notices:
+            self._note(notice, work)
 
-    def _note(self, event: events.FileSystemEvent, work: _Work) -> None:
-        paths = [os.fsdecode(event.src_path)]
-        if isinstance(event, events.FileSystemMovedEvent):
-            paths.append(os.fsdecode(event.dest_path))
-        for number, path in enumerate(paths):
+    def _note(self, notice: Notice, work: _Work) -> None:
+        if notice.kind is Kind.LOST:
+            log.warning("file notifications were lost (the kernel's queue overflowed); a whole pass follows")
+            work.everything = True
+            return
+        moved = notice.kind is Kind.MOVED
+        for path in (notice.path,) if notice.source is None else (notice.source, notice.path):
             parts = self._parts(path)
             if parts is None:
                 continue
             name = "/".join(parts)
-            if not event.is_directory and len(parts) == 3:
-                if isinstance(event, events.FileClosedEvent) or number == 1:
-                    self._note_whole(name, path, renamed=number == 1)
-                elif isinstance(event, events.FileModifiedEvent):
-                    # Written to again: an earlier close no longer vouches for it. (Not "created":
-                    # watchdog makes those up for each file of a folder moved in, which is whole,
-                    # and a file really made is written, or closed, next.)
+            arrived = moved and path == notice.path
+            if not notice.directory and len(parts) == 3:
+                if notice.kind is Kind.CLOSED or arrived:
+                    self._note_whole(name, path, renamed=arrived)
+                elif notice.kind is Kind.WRITTEN:
+                    # Written to again: an earlier close no longer vouches for it.
                     self._closed.pop(name, None)
-            elif event.is_directory and number == 1 and len(parts) == 2:
+            elif notice.directory and arrived and len(parts) == 2:
                 # A bundle renamed into place holds files already whole.
-                source = self._parts(paths[0])
+                source = None if notice.source is None else self._parts(notice.source)
                 if source is not None and len(source) == 2:
                     work.renames["/".join(source)] = name
                 for entry in _entries(path):
@@ -369,8 +331,9 @@ class Watcher:
         seen_at = time.monotonic() - (QUIET_SECONDS if renamed else 0.0)
         self._closed[name] = (seen_at, (status.st_mtime_ns, status.st_size))
 
-    def _complete_moves(self, work: _Work) -> None:
-        """Waits up to MOVE_WAIT_SECONDS for more notifications while a bundle to read is gone.
+    def _complete_moves(self, work: _Work) -> frozenset[str]:
+        """Waits up to MOVE_WAIT_SECONDS for more notifications while a bundle to read is gone, and
+        returns the bundles still gone then: only those may be removed in this sync.
 
         It may have been renamed after the notification that named it: the rename's own
         notification, already queued by the kernel, brings its new name into the same sync, so that
@@ -383,6 +346,7 @@ class Watcher:
             if len(work.bundles) == waited or time.monotonic() >= deadline:
                 break
         self._hold_until_quiet(work)
+        return frozenset(bundle for bundle in work.bundles if not os.path.lexists(self.content_dir / bundle))
 
     def _hold_until_quiet(self, work: _Work) -> None:
         """Moves bundles with a file closed less than QUIET_SECONDS ago to the deferred, until then.
@@ -496,33 +460,3 @@ def watch(
         Watcher(indexer, content_dir, rescan_seconds, on_sync, integrity_seconds, verify_per_second).run(stop)
     finally:
         indexer.release()
-
-
-class _OverflowAlarm(logging.Handler):
-    """Turns watchdog's log record of an overflowed inotify queue into a whole pass.
-
-    The kernel drops notifications when its queue is full and says so with IN_Q_OVERFLOW; watchdog
-    rebuilds its watches then, and its log record is the only word of it that reaches its users.
-    The alarm puts an event naming the content folder itself in the queue: the loop takes that as
-    "anything may have changed".
-    """
-
-    def __init__(self, sink: queue.SimpleQueue[events.FileSystemEvent], content_dir: Path) -> None:
-        super().__init__(logging.WARNING)
-        self._sink = sink
-        self._content_dir = content_dir
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith(OVERFLOW_MESSAGE):
-            log.warning("file notifications were lost (the kernel's queue overflowed); a whole pass follows")
-            self._sink.put(events.DirModifiedEvent(str(self._content_dir)))
-
-
-class _Forward(events.FileSystemEventHandler):
-    """Hands every notification to the loop, off the observer's thread."""
-
-    def __init__(self, sink: queue.SimpleQueue[events.FileSystemEvent]) -> None:
-        self._sink = sink
-
-    def on_any_event(self, event: events.FileSystemEvent) -> None:
-        self._sink.put(event)

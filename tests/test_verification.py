@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from watchdog.events import FileSystemEventHandler
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.inotify import InotifyObserver
 
 from feeds import create_app, watcher
 from feeds.errors import IndexUnavailable, NotFound
+from feeds.inotify import Notifications
 from feeds.publisher import Publisher
 from feeds.watcher import Watcher
 
@@ -32,11 +30,8 @@ class Deaf(Watcher):
 
     elsewhere: Path
 
-    def _watch(self) -> BaseObserver | None:
-        observer = InotifyObserver()
-        observer.schedule(FileSystemEventHandler(), str(self.elsewhere))
-        observer.start()
-        return observer
+    def _watch(self) -> Notifications | None:
+        return Notifications(str(self.elsewhere), depth=2)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> float:

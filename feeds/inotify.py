@@ -1,0 +1,270 @@
+"""File notifications from Linux's inotify, read directly: a content folder, its sections and
+(optionally) its bundles, with each rename as one notice the moment the kernel reports it.
+
+A library was used here before (watchdog). It held every rename up to half a second to pair its
+two halves, and a bundle renamed within the tree could drop out of the feeds meanwhile; it said
+that the kernel's queue overflowed only in a log record; and it walked into every bundle at start
+to watch folders that hold no content. The kernel reports both halves of a rename one after the
+other, so pairing needs no more than one more look at the queue.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import enum
+import errno
+import os
+import select
+import struct
+from dataclasses import dataclass
+
+# From <sys/inotify.h>.
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_UNMOUNT = 0x2000
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x1000000
+IN_DONT_FOLLOW = 0x2000000
+IN_EXCL_UNLINK = 0x4000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+#: What each watched folder reports: files written, closed, made, removed and renamed; and its
+#: own removal or renaming (which matters only for the content folder itself).
+_CHANGES = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+MASK = _CHANGES | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
+#: How long a rename's first half waits for its second when the queue held only the first.
+PAIR_WAIT_SECONDS = 0.005
+_HEADER = struct.Struct("iIII")
+_BUFFER = 256 * 1024
+
+
+class Kind(enum.Enum):
+    #: A file was closed after writing: whole, as far as this writer goes.
+    CLOSED = "closed"
+    #: A file was written to, or its times changed: any earlier close no longer vouches for it.
+    WRITTEN = "written"
+    #: Something was made or removed (or moved out of the tree: it is gone from here).
+    CHANGED = "changed"
+    #: Something was renamed into place: `path` is where it is now, `source` where it was (None if
+    #: it came from outside the watched tree).
+    MOVED = "moved"
+    #: The kernel's queue overflowed and notifications were lost: anything may have changed.
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: Kind
+    path: str
+    directory: bool = False
+    source: str | None = None
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def _checked(result: int, what: str) -> int:
+    if result < 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"{what}: {os.strerror(number)}")
+    return result
+
+
+class Notifications:
+    """Watches `root` and the folders below it down to `depth` levels (1: the sections; 2: the
+    sections' bundles too), skipping hidden and `_` folders, and follows folders as they are made,
+    renamed and removed. Not thread-safe: one reader."""
+
+    def __init__(self, root: str, depth: int) -> None:
+        self.root = root.rstrip("/") or "/"
+        self.depth = depth
+        self._fd = _checked(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        self._paths: dict[int, str] = {}
+        self._watches: dict[str, int] = {}
+        #: Whether the root itself was removed or renamed: what is watched is not `root` any more.
+        self.lost_root = False
+        try:
+            self._watch_tree(self.root, 0)
+        except BaseException:
+            self.close()
+            raise
+        if self.root not in self._watches:
+            self.close()
+            raise OSError(errno.ENOENT, f"cannot watch {self.root}")
+
+    @property
+    def watches(self) -> int:
+        return len(self._watches)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Notifications:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def read(self, timeout: float) -> list[Notice]:
+        """Waits up to `timeout` seconds for a notification, then returns every one queued, in order."""
+        if not self._ready(timeout):
+            return []
+        raw = self._drain()
+        # The kernel queues a rename's two halves one after the other, but a read may fall between.
+        if raw and raw[-1][1] & IN_MOVED_FROM and self._ready(PAIR_WAIT_SECONDS):
+            raw.extend(self._drain())
+        return self._notices(raw)
+
+    # -- reading ------------------------------------------------------------------
+
+    def _ready(self, timeout: float) -> bool:
+        try:
+            readable, _, _ = select.select([self._fd], [], [], max(timeout, 0.0))
+        except InterruptedError:
+            return False
+        return bool(readable)
+
+    def _drain(self) -> list[tuple[int, int, int, str]]:
+        """Every event queued now: (watch, mask, cookie, name)."""
+        found: list[tuple[int, int, int, str]] = []
+        while True:
+            try:
+                data = os.read(self._fd, _BUFFER)
+            except BlockingIOError:
+                return found
+            offset = 0
+            while offset < len(data):
+                wd, mask, cookie, length = _HEADER.unpack_from(data, offset)
+                offset += _HEADER.size
+                name = os.fsdecode(data[offset : offset + length].rstrip(b"\0"))
+                offset += length
+                found.append((wd, mask, cookie, name))
+
+    def _notices(self, raw: list[tuple[int, int, int, str]]) -> list[Notice]:
+        notices: list[Notice] = []
+        sources: dict[int, tuple[str, bool]] = {}  # a rename's first half, by cookie, until its second
+        for wd, mask, cookie, name in raw:
+            if mask & IN_Q_OVERFLOW:
+                self._rewatch()
+                notices.append(Notice(Kind.LOST, self.root, True))
+                continue
+            if mask & IN_IGNORED:
+                self._forget(wd)
+                continue
+            folder = self._paths.get(wd)
+            if folder is None:
+                continue
+            if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
+                # Below the root, the parent's notice of the same change is the one that counts.
+                if folder == self.root:
+                    self.lost_root = True
+                    notices.append(Notice(Kind.CHANGED, self.root, True))
+                continue
+            path = f"{folder}/{name}" if name else folder
+            directory = bool(mask & IN_ISDIR)
+            if mask & IN_MOVED_FROM:
+                sources[cookie] = (path, directory)
+            elif mask & IN_MOVED_TO:
+                source = sources.pop(cookie, None)
+                if directory:
+                    self._moved(None if source is None else source[0], path)
+                notices.append(Notice(Kind.MOVED, path, directory, None if source is None else source[0]))
+            elif mask & IN_CLOSE_WRITE:
+                notices.append(Notice(Kind.CLOSED, path, directory))
+            elif mask & (IN_MODIFY | IN_ATTRIB):
+                notices.append(Notice(Kind.WRITTEN, path, directory))
+            else:  # made or removed
+                if directory and mask & IN_CREATE:
+                    self._watch_tree(path, self._level(path))
+                notices.append(Notice(Kind.CHANGED, path, directory))
+        for path, directory in sources.values():  # moved out of the tree: gone from here
+            if directory:
+                self._unwatch_tree(path)
+            notices.append(Notice(Kind.CHANGED, path, directory))
+        return notices
+
+    # -- watches --------------------------------------------------------------------
+
+    def _level(self, path: str) -> int:
+        return 0 if path == self.root else path[len(self.root) + 1 :].count("/") + 1
+
+    def _watch_tree(self, path: str, level: int) -> None:
+        """Watches `path` and the content folders below it, down to `depth`; a folder that went
+        meanwhile is skipped (its removal is notified)."""
+        if level > self.depth or (level > 0 and path.rpartition("/")[2][:1] in (".", "_")):
+            return
+        try:
+            wd = _checked(_libc.inotify_add_watch(self._fd, os.fsencode(path), MASK), path)
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                return
+            raise
+        stale = self._paths.get(wd)
+        if stale is not None and stale != path:
+            self._watches.pop(stale, None)
+        self._paths[wd] = path
+        self._watches[path] = wd
+        if level == self.depth:
+            return
+        try:
+            with os.scandir(path) as entries:
+                below = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for folder in below:
+            self._watch_tree(folder, level + 1)
+
+    def _moved(self, source: str | None, target: str) -> None:
+        """Follows a folder renamed to `target`: its watches keep their folders, under new names."""
+        if source is not None:
+            for old in [old for old in self._watches if old == source or old.startswith(source + "/")]:
+                wd = self._watches.pop(old)
+                new = target + old[len(source) :]
+                self._paths[wd] = new
+                self._watches[new] = wd
+        if self._wanted(target):
+            self._watch_tree(target, self._level(target))
+        else:  # renamed to a hidden name, say: not content any more
+            self._unwatch_tree(target)
+
+    def _wanted(self, path: str) -> bool:
+        parts = path[len(self.root) + 1 :].split("/")
+        return len(parts) <= self.depth and not any(part[:1] in (".", "_") for part in parts)
+
+    def _unwatch_tree(self, path: str) -> None:
+        for old in [old for old in self._watches if old == path or old.startswith(path + "/")]:
+            wd = self._watches.pop(old)
+            self._paths.pop(wd, None)
+            _libc.inotify_rm_watch(self._fd, wd)  # fails harmlessly if the kernel dropped it already
+
+    def _forget(self, wd: int) -> None:
+        path = self._paths.pop(wd, None)
+        if path is not None and self._watches.get(path) == wd:
+            del self._watches[path]
+
+    def _rewatch(self) -> None:
+        """After lost notifications, the watches may not match the folders: start again."""
+        for wd in list(self._paths):
+            _libc.inotify_rm_watch(self._fd, wd)
+        self._paths.clear()
+        self._watches.clear()
+        self._watch_tree(self.root, 0)
