@@ -14,10 +14,13 @@ import ctypes
 import ctypes.util
 import enum
 import errno
+import logging
 import os
 import select
 import struct
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 # From <sys/inotify.h>.
 IN_MODIFY = 0x2
@@ -87,7 +90,11 @@ def _checked(result: int, what: str) -> int:
 class Notifications:
     """Watches `root` and the folders below it down to `depth` levels (1: the sections; 2: the
     sections' bundles too), skipping hidden and `_` folders, and follows folders as they are made,
-    renamed and removed. Not thread-safe: one reader."""
+    renamed and removed. Not thread-safe: one reader.
+
+    Watched folders are kept by their path inside `root` ("" for the root itself), to keep a
+    million of them small.
+    """
 
     def __init__(self, root: str, depth: int) -> None:
         self.root = root.rstrip("/") or "/"
@@ -97,12 +104,14 @@ class Notifications:
         self._watches: dict[str, int] = {}
         #: Whether the root itself was removed or renamed: what is watched is not `root` any more.
         self.lost_root = False
+        #: Folders left unwatched because the kernel's limit on watches was reached.
+        self.refused = 0
         try:
-            self._watch_tree(self.root, 0)
+            self._watch_tree("", 0)
         except BaseException:
             self.close()
             raise
-        if self.root not in self._watches:
+        if "" not in self._watches:
             self.close()
             raise OSError(errno.ENOENT, f"cannot watch {self.root}")
 
@@ -175,11 +184,11 @@ class Notifications:
                 continue
             if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
                 # Below the root, the parent's notice of the same change is the one that counts.
-                if folder == self.root:
+                if folder == "":
                     self.lost_root = True
                     notices.append(Notice(Kind.CHANGED, self.root, True))
                 continue
-            path = f"{folder}/{name}" if name else folder
+            path = f"{folder}/{name}" if folder else name
             directory = bool(mask & IN_ISDIR)
             if mask & IN_MOVED_FROM:
                 sources[cookie] = (path, directory)
@@ -187,34 +196,44 @@ class Notifications:
                 source = sources.pop(cookie, None)
                 if directory:
                     self._moved(None if source is None else source[0], path)
-                notices.append(Notice(Kind.MOVED, path, directory, None if source is None else source[0]))
+                origin = None if source is None else self._absolute(source[0])
+                notices.append(Notice(Kind.MOVED, self._absolute(path), directory, origin))
             elif mask & IN_CLOSE_WRITE:
-                notices.append(Notice(Kind.CLOSED, path, directory))
+                notices.append(Notice(Kind.CLOSED, self._absolute(path), directory))
             elif mask & (IN_MODIFY | IN_ATTRIB):
-                notices.append(Notice(Kind.WRITTEN, path, directory))
+                notices.append(Notice(Kind.WRITTEN, self._absolute(path), directory))
             else:  # made or removed
                 if directory and mask & IN_CREATE:
-                    self._watch_tree(path, self._level(path))
-                notices.append(Notice(Kind.CHANGED, path, directory))
+                    self._watch_tree(path, _level(path))
+                notices.append(Notice(Kind.CHANGED, self._absolute(path), directory))
         for path, directory in sources.values():  # moved out of the tree: gone from here
             if directory:
                 self._unwatch_tree(path)
-            notices.append(Notice(Kind.CHANGED, path, directory))
+            notices.append(Notice(Kind.CHANGED, self._absolute(path), directory))
         return notices
+
+    def _absolute(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
 
     # -- watches --------------------------------------------------------------------
 
-    def _level(self, path: str) -> int:
-        return 0 if path == self.root else path[len(self.root) + 1 :].count("/") + 1
-
     def _watch_tree(self, path: str, level: int) -> None:
         """Watches `path` and the content folders below it, down to `depth`; a folder that went
-        meanwhile is skipped (its removal is notified)."""
+        meanwhile is skipped (its removal is notified), and so is one past the kernel's limit (the
+        rolling verification finds edits there)."""
         if level > self.depth or (level > 0 and path.rpartition("/")[2][:1] in (".", "_")):
             return
+        absolute = self._absolute(path)
         try:
-            wd = _checked(_libc.inotify_add_watch(self._fd, os.fsencode(path), MASK), path)
+            wd = _checked(_libc.inotify_add_watch(self._fd, os.fsencode(absolute), MASK), absolute)
         except OSError as error:
+            if error.errno == errno.ENOSPC:
+                if not self.refused:
+                    log.warning(
+                        "the kernel's limit on inotify watches is reached: %s and others are not watched", absolute
+                    )
+                self.refused += 1
+                return
             if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
                 return
             raise
@@ -226,32 +245,39 @@ class Notifications:
         if level == self.depth:
             return
         try:
-            with os.scandir(path) as entries:
-                below = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+            with os.scandir(absolute) as entries:
+                below = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
         except OSError:
             return
-        for folder in below:
-            self._watch_tree(folder, level + 1)
+        for name in below:
+            self._watch_tree(f"{path}/{name}" if path else name, level + 1)
 
     def _moved(self, source: str | None, target: str) -> None:
         """Follows a folder renamed to `target`: its watches keep their folders, under new names."""
         if source is not None:
-            for old in [old for old in self._watches if old == source or old.startswith(source + "/")]:
+            for old in self._under(source):
                 wd = self._watches.pop(old)
                 new = target + old[len(source) :]
                 self._paths[wd] = new
                 self._watches[new] = wd
         if self._wanted(target):
-            self._watch_tree(target, self._level(target))
+            self._watch_tree(target, _level(target))
         else:  # renamed to a hidden name, say: not content any more
             self._unwatch_tree(target)
 
+    def _under(self, path: str) -> list[str]:
+        """The watched folders at `path` and below it; a bundle has none below it (no lookup of every
+        watch, which at a million bundles would cost a tenth of a second a rename)."""
+        if _level(path) >= self.depth:
+            return [path] if path in self._watches else []
+        return [old for old in self._watches if old == path or old.startswith(path + "/")]
+
     def _wanted(self, path: str) -> bool:
-        parts = path[len(self.root) + 1 :].split("/")
+        parts = path.split("/")
         return len(parts) <= self.depth and not any(part[:1] in (".", "_") for part in parts)
 
     def _unwatch_tree(self, path: str) -> None:
-        for old in [old for old in self._watches if old == path or old.startswith(path + "/")]:
+        for old in self._under(path):
             wd = self._watches.pop(old)
             self._paths.pop(wd, None)
             _libc.inotify_rm_watch(self._fd, wd)  # fails harmlessly if the kernel dropped it already
@@ -267,4 +293,9 @@ class Notifications:
             _libc.inotify_rm_watch(self._fd, wd)
         self._paths.clear()
         self._watches.clear()
-        self._watch_tree(self.root, 0)
+        self._watch_tree("", 0)
+
+
+def _level(path: str) -> int:
+    """How deep a folder is: 0 for the root (""), 1 for a section, 2 for a bundle."""
+    return path.count("/") + 1 if path else 0

@@ -282,11 +282,20 @@ class Watcher:
         if self._notifications is None:
             time.sleep(max(timeout, 0.0))
             return
-        notices = self._notifications.read(timeout)
-        if not notices:
+        try:
+            notices = self._notifications.read(timeout)
+            if not notices:
+                return
+            time.sleep(DEBOUNCE_SECONDS)
+            notices.extend(self._notifications.read(0.0))
+        except OSError as error:
+            # Not expected (the descriptor is this loop's alone, and a folder that cannot be
+            # watched is skipped), but a loop that cannot hear must not stop: it starts over.
+            log.error("reading file notifications failed (%s); watching %s again", error, self.content_dir)
+            self._notifications.close()
+            self._notifications = self._watch()
+            work.everything = True
             return
-        time.sleep(DEBOUNCE_SECONDS)
-        notices.extend(self._notifications.read(0.0))
         for notice in notices:
             self._note(notice, work)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ from flask import Flask
 
 from feeds import create_app, watcher
 from feeds.errors import IndexUnavailable, NotFound
-from feeds.inotify import Notifications
+from feeds.inotify import Notice, Notifications
 from feeds.publisher import Publisher
 from feeds.watcher import Watcher
 
@@ -118,6 +119,45 @@ def test_verification_finds_what_no_notification_named(
     )
     assert "verification found" in caplog.text
     assert loop.verifier.cycles >= 1
+
+
+class Failing(Notifications):
+    """Real notifications whose reading fails once, when armed."""
+
+    armed = False
+
+    def read(self, timeout: float) -> list[Notice]:
+        if self.armed:
+            self.armed = False
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
+        return super().read(timeout)
+
+
+class Stumbling(Watcher):
+    """A watch loop whose first notifications fail once armed; those it opens again are plain."""
+
+    first: Failing | None = None
+
+    def _watch(self) -> Notifications | None:
+        if self.first is None:
+            self.first = Failing(str(self.content_dir), depth=2)
+            return self.first
+        return super()._watch()
+
+
+def test_a_loop_whose_notifications_fail_starts_them_again(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher: Publisher = app.extensions["feeds"]
+    # No verification and no rescans: only notifications can bring the article in.
+    loop = Stumbling(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0)
+    run_loop(loop)
+    assert loop.first is not None
+    loop.first.armed = True
+    wait_until(lambda: "reading file notifications failed" in caplog.text, "the failure was never met")
+    corpus.article("innlent", "eftir-bilun", title="Eftir bilun")
+    wait_until(lambda: title(publisher, "innlent/eftir-bilun") == "Eftir bilun", "notifications did not start again")
+    assert loop.first.fileno() == -1
 
 
 def test_an_overflowed_queue_brings_a_whole_pass(
