@@ -7,6 +7,7 @@ corpus is reused, and a half-written one is never mistaken for a finished one.
 # ruff: noqa: S311 - reproducible text, not secrets
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -189,7 +190,24 @@ def _write_chunk(job: tuple[str, int, int, int, int, float]) -> None:
         text, photos = _article(rng, number, total, timedelta(seconds=step))
         (bundle / "index.md").write_text(text, encoding="utf-8")
         for index, source in enumerate(photos, start=1):
-            os.link(root / PHOTO_DIR / source, bundle / f"mynd-{index}{Path(source).suffix}")
+            _link_photo(root / PHOTO_DIR / source, bundle / f"mynd-{index}{Path(source).suffix}")
+
+
+#: Per process: the file each shared photo is linked from now. A file system allows only so many
+#: links to one file (65,000 on ext4), which a million articles pass: then a copy of the photo
+#: (the same bytes, a new file) is linked from instead.
+_link_heads: dict[Path, Path] = {}
+
+
+def _link_photo(source: Path, target: Path) -> None:
+    head = _link_heads.get(source, source)
+    try:
+        os.link(head, target)
+    except OSError as error:
+        if error.errno != errno.EMLINK:
+            raise
+        shutil.copyfile(head, target)
+        _link_heads[source] = target
 
 
 def _article_rng(seed: int, number: int) -> random.Random:

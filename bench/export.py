@@ -16,7 +16,8 @@ from pathlib import Path
 from . import corpus, load, servers
 from .report import Findings
 
-#: Feeds whose serving is compared: the site's (its newest 50 and the rest of their oldest one's period), and a section's.
+#: Feeds whose serving is compared: the site's (its newest 50 and the rest of the period the
+#: oldest of them is in), and a section's.
 FEEDS = ("/feeds/rss.xml", "/feeds/innlent/rss.xml")
 HUGO_BINARY = "hugo"
 #: A fair, minimal Hugo site over the same page bundles: a page per article (with its photos, which
