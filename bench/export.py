@@ -143,7 +143,10 @@ def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_d
         if watcher.process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"export --watch did not start:\n{watcher.log_tail()}")
         time.sleep(0.2)
-    time.sleep(3)  # the watch loop's first pass over the content
+    # The watch loop's first pass over the content, and the announcer's first look at every
+    # article (seconds at 100k): an edit made meanwhile would time the start, not the edit.
+    if watcher.wait_idle(600, interval=1.0, share=0.05) is None:
+        res.notes.append("export --watch never went quiet after its start")
     page = outdir / bundle.relative_to(content) / "index.html"
     # A month, or a day or an hour of a busy one (feeds.periods).
     previous = re.search(rb"/feeds/archive/(\d{4}-\d{2}[-\dT]*)/rss\.xml", (outdir / "feeds" / "rss.xml").read_bytes())
