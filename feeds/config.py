@@ -43,8 +43,8 @@ class Settings:
     #: Seconds between whole passes by the watch process when it cannot watch at all (no inotify).
     rescan_seconds: float = 60.0
     #: Bundles a second the watch process looks at again in turn, to find a change whose notification
-    #: was lost (a cycle over 100,000 bundles takes about 17 minutes at 100); 0 turns this off.
-    verify_per_second: float = 100.0
+    #: was lost (a cycle over 100,000 bundles takes about 33 minutes at 50); 0 turns this off.
+    verify_per_second: float = 50.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first.
