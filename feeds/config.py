@@ -47,8 +47,9 @@ class Settings:
     verify_per_second: float = 50.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
-    #: Rendered feed documents each worker keeps, in megabytes; the oldest go first.
-    render_cache_mb: int = 16
+    #: Rendered feed documents each worker keeps, in megabytes; the oldest go first (one forgotten is
+    #: rendered again from the items each worker keeps written, in about 2 ms).
+    render_cache_mb: int = 8
     #: `Cache-Control: s-maxage`: how long a shared cache (Varnish, a CDN) may keep a document, in
     #: seconds. None: a day when `purge_urls` are set (each change purges what it touched), else `max_age`.
     s_maxage: int | None = None
