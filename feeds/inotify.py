@@ -113,7 +113,9 @@ class Notifications:
             raise
         if "" not in self._watches:
             self.close()
-            raise OSError(errno.ENOENT, f"cannot watch {self.root}")
+            if self.refused:
+                raise OSError(errno.ENOSPC, f"cannot watch {self.root}: the kernel's limit on watches is reached")
+            raise OSError(errno.ENOENT, f"cannot watch {self.root}: it is not a readable folder")
 
     @property
     def watches(self) -> int:
@@ -218,11 +220,22 @@ class Notifications:
     # -- watches --------------------------------------------------------------------
 
     def _watch_tree(self, path: str, level: int) -> None:
-        """Watches `path` and the content folders below it, down to `depth`; a folder that went
-        meanwhile is skipped (its removal is notified), and so is one past the kernel's limit (the
+        """Watches `path` and the content folders below it down to `depth`, a level at a time (so
+        that, at the kernel's limit, the sections are watched before any bundle). A folder that
+        went meanwhile is skipped (its removal is notified), and so is one past the limit (the
         rolling verification finds edits there)."""
-        if level > self.depth or (level > 0 and path.rpartition("/")[2][:1] in (".", "_")):
-            return
+        layer = [path]
+        while layer and level <= self.depth:
+            below: list[str] = []
+            for folder in layer:
+                if self._watch(folder) and level < self.depth:
+                    below += (f"{folder}/{name}" if folder else name for name in _subfolders(self._absolute(folder)))
+            layer, level = below, level + 1
+
+    def _watch(self, path: str) -> bool:
+        """Watches one folder unless it is hidden or `_`; whether it is watched."""
+        if path.rpartition("/")[2][:1] in (".", "_"):
+            return False
         absolute = self._absolute(path)
         try:
             wd = _checked(_libc.inotify_add_watch(self._fd, os.fsencode(absolute), MASK), absolute)
@@ -233,24 +246,16 @@ class Notifications:
                         "the kernel's limit on inotify watches is reached: %s and others are not watched", absolute
                     )
                 self.refused += 1
-                return
+                return False
             if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
-                return
+                return False
             raise
         stale = self._paths.get(wd)
         if stale is not None and stale != path:
             self._watches.pop(stale, None)
         self._paths[wd] = path
         self._watches[path] = wd
-        if level == self.depth:
-            return
-        try:
-            with os.scandir(absolute) as entries:
-                below = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
-        except OSError:
-            return
-        for name in below:
-            self._watch_tree(f"{path}/{name}" if path else name, level + 1)
+        return True
 
     def _moved(self, source: str | None, target: str) -> None:
         """Follows a folder renamed to `target`: its watches keep their folders, under new names."""
@@ -294,6 +299,14 @@ class Notifications:
         self._paths.clear()
         self._watches.clear()
         self._watch_tree("", 0)
+
+
+def _subfolders(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _level(path: str) -> int:

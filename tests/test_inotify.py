@@ -159,3 +159,40 @@ def test_the_content_folder_itself_replaced(root: Path, watching: Notifications,
 def test_a_folder_that_is_not_there_cannot_be_watched(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="missing"):
         Notifications(str(tmp_path / "missing"), depth=2)
+
+
+WATCH_LIMIT = Path("/proc/sys/fs/inotify/max_user_watches")
+
+
+def watches_in_use() -> int:
+    """The inotify watches this user's processes hold: a line "inotify wd:…" each in their fdinfo."""
+    total = 0
+    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            if fdinfo.parent.parent.stat().st_uid == os.getuid():
+                total += fdinfo.read_text().count("inotify wd:")
+        except OSError:  # gone meanwhile
+            continue
+    return total
+
+
+def test_folders_past_the_kernels_limit_are_left_unwatched(root: Path) -> None:
+    """The kernel's limit reached (by other programs, or by many new bundles): what fits is
+    watched, the rest is skipped with a warning for the verification to cover, and nothing stops."""
+    if not os.access(WATCH_LIMIT, os.W_OK):
+        pytest.skip("lowering the kernel's limit on watches needs root")
+    for number in range(40):
+        (root / "erlent" / f"frett-{number}").mkdir()
+    usual = WATCH_LIMIT.read_text()
+    WATCH_LIMIT.write_text(f"{watches_in_use() + 10}\n")
+    try:
+        with Notifications(str(root), depth=2) as limited:
+            assert 3 <= limited.watches <= 10
+            assert limited.refused == 44 - limited.watches  # the root, 2 sections, 41 bundles
+            # The content folder and the sections come first, and are watched: a new bundle is
+            # news, though no watch is left for its own folder.
+            (root / "innlent" / "ny").mkdir()
+            assert notices(limited) == [Notice(Kind.CHANGED, f"{root}/innlent/ny", True)]
+            assert limited.refused == 45 - limited.watches
+    finally:
+        WATCH_LIMIT.write_text(usual)
