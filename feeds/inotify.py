@@ -100,8 +100,10 @@ class Notifications:
         self.root = root.rstrip("/") or "/"
         self.depth = depth
         self._fd = _checked(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
-        self._paths: dict[int, str] = {}
-        self._watches: dict[str, int] = {}
+        #: Each watched folder's path, at its watch descriptor: the kernel numbers them from 1 up,
+        #: so a list is the smallest map (a million paths: about 80 MB; two dicts took 180 MB).
+        self._paths: list[str | None] = [None]
+        self._count = 0
         #: Whether the root itself was removed or renamed: what is watched is not `root` any more.
         self.lost_root = False
         #: Folders left unwatched because the kernel's limit on watches was reached.
@@ -111,7 +113,7 @@ class Notifications:
         except BaseException:
             self.close()
             raise
-        if "" not in self._watches:
+        if not self._count:
             self.close()
             if self.refused:
                 raise OSError(errno.ENOSPC, f"cannot watch {self.root}: the kernel's limit on watches is reached")
@@ -119,7 +121,7 @@ class Notifications:
 
     @property
     def watches(self) -> int:
-        return len(self._watches)
+        return self._count
 
     def fileno(self) -> int:
         return self._fd
@@ -175,13 +177,13 @@ class Notifications:
         sources: dict[int, tuple[str, bool]] = {}  # a rename's first half, by cookie, until its second
         for wd, mask, cookie, name in raw:
             if mask & IN_Q_OVERFLOW:
+                # Whatever else came is moot (a whole pass follows), and its descriptors are the old ones.
                 self._rewatch()
-                notices.append(Notice(Kind.LOST, self.root, True))
-                continue
+                return [*notices, Notice(Kind.LOST, self.root, True)]
             if mask & IN_IGNORED:
                 self._forget(wd)
                 continue
-            folder = self._paths.get(wd)
+            folder = self._paths[wd] if 0 < wd < len(self._paths) else None
             if folder is None:
                 continue
             if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
@@ -250,54 +252,58 @@ class Notifications:
             if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
                 return False
             raise
-        stale = self._paths.get(wd)
-        if stale is not None and stale != path:
-            self._watches.pop(stale, None)
+        if wd >= len(self._paths):
+            self._paths.extend([None] * (wd + 1 - len(self._paths)))
+        if self._paths[wd] is None:
+            self._count += 1
+        # The same folder watched again (renamed, say) keeps its descriptor: only its path changes.
         self._paths[wd] = path
-        self._watches[path] = wd
         return True
 
     def _moved(self, source: str | None, target: str) -> None:
         """Follows a folder renamed to `target`: its watches keep their folders, under new names."""
-        if source is not None:
-            for old in self._under(source):
-                wd = self._watches.pop(old)
-                new = target + old[len(source) :]
-                self._paths[wd] = new
-                self._watches[new] = wd
-        if self._wanted(target):
-            self._watch_tree(target, _level(target))
-        else:  # renamed to a hidden name, say: not content any more
-            self._unwatch_tree(target)
-
-    def _under(self, path: str) -> list[str]:
-        """The watched folders at `path` and below it; a bundle has none below it (no lookup of every
-        watch, which at a million bundles would cost a tenth of a second a rename)."""
-        if _level(path) >= self.depth:
-            return [path] if path in self._watches else []
-        return [old for old in self._watches if old == path or old.startswith(path + "/")]
+        if not self._wanted(target):  # renamed to a hidden name, say: not content any more
+            if source is not None:
+                self._unwatch_tree(source)
+            return
+        if source is not None and _level(source) < self.depth:
+            # A section: the watches of its bundles are renamed too (a look at every watch, but rare).
+            prefix = source + "/"
+            for wd, old in enumerate(self._paths):
+                if old is not None and old.startswith(prefix):
+                    self._paths[wd] = target + old[len(source) :]
+        # The folder itself keeps its descriptor, which watching it at its new path finds.
+        self._watch_tree(target, _level(target))
 
     def _wanted(self, path: str) -> bool:
         parts = path.split("/")
         return len(parts) <= self.depth and not any(part[:1] in (".", "_") for part in parts)
 
     def _unwatch_tree(self, path: str) -> None:
-        for old in self._under(path):
-            wd = self._watches.pop(old)
-            self._paths.pop(wd, None)
+        """Stops watching a folder that left the tree, and the folders below it."""
+        if _level(path) >= self.depth:
+            try:  # the one descriptor, found by a scan in C rather than a second map
+                wanted = [self._paths.index(path)]
+            except ValueError:
+                return
+        else:
+            prefix = path + "/"
+            wanted = [wd for wd, old in enumerate(self._paths) if old == path or (old and old.startswith(prefix))]
+        for wd in wanted:
+            self._forget(wd)
             _libc.inotify_rm_watch(self._fd, wd)  # fails harmlessly if the kernel dropped it already
 
     def _forget(self, wd: int) -> None:
-        path = self._paths.pop(wd, None)
-        if path is not None and self._watches.get(path) == wd:
-            del self._watches[path]
+        if 0 < wd < len(self._paths) and self._paths[wd] is not None:
+            self._paths[wd] = None
+            self._count -= 1
 
     def _rewatch(self) -> None:
-        """After lost notifications, the watches may not match the folders: start again."""
-        for wd in list(self._paths):
-            _libc.inotify_rm_watch(self._fd, wd)
-        self._paths.clear()
-        self._watches.clear()
+        """After lost notifications, the watches may not match the folders: start again, with a
+        new descriptor (which numbers its watches from 1 again)."""
+        os.close(self._fd)
+        self._fd = _checked(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        self._paths, self._count = [None], 0
         self._watch_tree("", 0)
 
 
