@@ -7,13 +7,14 @@ read right now keeps what the store has: unreadable is never taken for deleted.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import os
 import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -127,24 +128,31 @@ class Scanner:
         with writer.transaction() as tx:
             site, site_changed = self._sync_site(tx)
             sections, sections_changed = self._sync_sections(tx, sections_found)
-            stored = tx.signatures()
-            paths: list[str] = []
-            kept: set[str] = set()
+            listed: dict[str, list[str]] = {}
             for section in sections:
                 slugs = folders(self.content_dir / section)
                 if slugs is None:
                     log.warning("%s: cannot be listed; its articles stay as they were", section)
-                    kept.update(path for path in stored if path.startswith(f"{section}/"))
                     continue
-                paths.extend(f"{section}/{slug}" for slug in slugs)
+                listed[section] = slugs
+            # Bundles of a folder that is no longer a publishable section go.
+            removed = [path for old in tx.stored_sections() if old not in sections for path in tx.signatures_in(old)]
             now = time.time()
-            jobs = [
-                _Examine(str(self.content_dir), site, chunk, {path: stored.get(path, "") for path in chunk},
-                         completeness, now, adopt)
-                for chunk in (paths[start : start + SCAN_CHUNK] for start in range(0, len(paths), SCAN_CHUNK))
-            ]  # fmt: skip
-            parsed, deferred = self._store_examined(tx, jobs, len(paths))
-            removed = set(stored) - set(paths) - kept
+
+            def jobs() -> Iterator[_Examine]:
+                """A section at a time, so that only its stored signatures are held (at a million
+                bundles all of them at once took hundreds of megabytes)."""
+                for section, slugs in listed.items():
+                    stored = tx.signatures_in(section)
+                    paths = [f"{section}/{slug}" for slug in slugs]
+                    on_disk = set(paths)
+                    removed.extend(path for path in stored if path not in on_disk)
+                    for start in range(0, len(paths), SCAN_CHUNK):
+                        chunk = paths[start : start + SCAN_CHUNK]
+                        known = {path: stored.get(path, "") for path in chunk}
+                        yield _Examine(str(self.content_dir), site, chunk, known, completeness, now, adopt)
+
+            parsed, deferred = self._store_examined(tx, jobs(), sum(len(slugs) for slugs in listed.values()))
             for path in removed:
                 tx.remove(path)
             version = tx.bump_version(bool(site_changed or sections_changed or parsed or removed))
@@ -257,7 +265,7 @@ class Scanner:
             changed = True
         return publishable, changed
 
-    def _store_examined(self, tx: Transaction, jobs: list[_Examine], size: int) -> tuple[int, dict[str, float]]:
+    def _store_examined(self, tx: Transaction, jobs: Iterable[_Examine], size: int) -> tuple[int, dict[str, float]]:
         """Examines the bundles and stores what was read; returns how many, and the deferred ones."""
         parsed = 0
         deferred: dict[str, float] = {}
@@ -272,13 +280,21 @@ class Scanner:
                     parsed += 1
         return parsed, deferred
 
-    def _map(self, function: Callable[[_Job], _Result], jobs: list[_Job], size: int) -> Iterator[_Result]:
-        """`map`, in worker processes on every core when there is enough work to pay for them."""
+    def _map(self, function: Callable[[_Job], _Result], jobs: Iterable[_Job], size: int) -> Iterator[_Result]:
+        """`map`, in order, in worker processes on every core when there is enough work to pay for
+        them; jobs are taken from `jobs` only as workers are ready for them (a pool's own `map`
+        would make and queue every one at once)."""
         if size < PARALLEL_THRESHOLD or self.workers < 2:
             yield from map(function, jobs)
             return
         with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            yield from pool.map(function, jobs)
+            running: collections.deque[Future[_Result]] = collections.deque()
+            for job in jobs:
+                running.append(pool.submit(function, job))
+                if len(running) >= 2 * self.workers:
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
 
 
 def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:

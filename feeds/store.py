@@ -627,6 +627,23 @@ class Transaction:
     def published_sections(self) -> set[str]:
         return {slug for (slug,) in self.db.execute("SELECT slug FROM section WHERE data IS NOT NULL")}
 
+    def signatures_in(self, section: str) -> dict[str, str]:
+        """The stored signature of every bundle in a section's folder."""
+        # Paths are "section/slug", and "/" and "0" are neighbours: one range of the path index.
+        rows = self.db.execute(
+            "SELECT path, signature FROM bundle WHERE path >= ? AND path < ?", (f"{section}/", f"{section}0")
+        )
+        return dict(rows.fetchall())
+
+    def stored_sections(self) -> list[str]:
+        """The folders that stored bundles are in: a seek in the path index for each, not a scan."""
+        found: list[str] = []
+        row = self.db.execute("SELECT MIN(path) FROM bundle").fetchone()
+        while row is not None and row[0] is not None:
+            found.append(row[0].partition("/")[0])
+            row = self.db.execute("SELECT MIN(path) FROM bundle WHERE path >= ?", (f"{found[-1]}0",)).fetchone()
+        return found
+
     def signatures(self, paths: Iterable[str] | None = None) -> dict[str, str]:
         """The stored signature of each bundle named (of every bundle, with None)."""
         if paths is None:
