@@ -68,7 +68,12 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
             {**servers.service_env(content, cache), "FEEDS_VERIFY_PER_SECOND": "10000"}, run_dir / "service-fast.log",
         )  # fmt: skip
         fast.wait_ready(FEED, 600)
-        time.sleep(10)  # its start-up pass; at this pace it is never idle, by design
+        # Its start-up pass (half a minute at 1M) holds edits back until it is done: wait it out
+        # by its log line, since at this pace the service is never idle, by design.
+        fast_log = run_dir / "service-fast.log"
+        deadline = time.monotonic() + 1800
+        while b"full pass:" not in fast_log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.5)
         _visibility(scale, fast, content, edits, " (verification at 10,000 bundles/s)")
         fast.stop()
         small = _small_corpus_p50(work, run_dir, wrk_seconds)
