@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Generator, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -102,7 +102,14 @@ class Indexer:
     # -- writing -----------------------------------------------------------------
 
     def open(self) -> SyncReport:
-        """Opens the current generation, or builds a new one if there is none fit to use; then syncs."""
+        """Opens the current generation and syncs it, or builds a new one if there is none fit to use."""
+        built = self.open_as_it_stands()
+        return self.full_pass() if built is None else built
+
+    def open_as_it_stands(self) -> SyncReport | None:
+        """Opens the current generation without syncing it (None), or builds a new one if there
+        is none fit to use (what it read): a watch loop passes over an opened one in steps,
+        serving notifications meanwhile."""
         generation = self.files.current()
         if generation is not None:
             try:
@@ -113,7 +120,7 @@ class Indexer:
                 problem = writer.damage()
                 if problem is None:
                     self.writer = writer
-                    return self.full_pass()
+                    return None
                 writer.close()
                 log.warning("%s", problem)
         return self.rebuild("there is no usable index")
@@ -135,6 +142,23 @@ class Indexer:
             log.info("a reader reported damage (%s), but the index passes its check", reported[1])
             return None
         return f"a reader found it damaged ({reported[1]}); {problem}"
+
+    def pass_in_steps(
+        self, closed: Mapping[str, tuple[int, int]] | None = None
+    ) -> Generator[SyncReport, None, SyncReport]:
+        """A whole pass in short steps (`Scanner.pass_in_steps`), for a watch loop to serve
+        notifications between them; logged and counted as `full_pass` is once it is done."""
+        writer = self._writer()
+        started = time.monotonic()
+        report = yield from self.scanner.pass_in_steps(writer, Completeness(self.settle_seconds, closed or {}))
+        took = time.monotonic() - started
+        self.metrics.index_synced("full", took)
+        log.info(
+            "full pass: read %d, removed %d, deferred %d, in %.2f s (in steps)",
+            report.parsed, report.removed, len(report.deferred), took,
+        )  # fmt: skip
+        self.confirm()
+        return report
 
     def full_pass(self, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         writer = self._writer()

@@ -13,7 +13,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +157,59 @@ class Scanner:
                 tx.remove(path)
             version = tx.bump_version(bool(site_changed or sections_changed or parsed or removed))
         return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
+
+    def pass_in_steps(self, writer: Writer, completeness: Completeness) -> Generator[SyncReport, None, SyncReport]:
+        """A whole pass as a watch loop makes it while it serves notifications: each step is a
+        transaction of its own over at most SCAN_CHUNK bundles (tens of milliseconds), yielding what
+        it changed; the loop syncs notified bundles between steps, so that at a million bundles an
+        edit does not wait out the half-minute pass. Returns the whole pass's report.
+
+        The same outcome as `full_pass`, except that a bundle read between two steps is its own
+        sync's; a bundle that was stored when its section's turn came and is not in the folder
+        then is removed only if it is still absent at the end of that section.
+        """
+        sections_found = folders(self.content_dir)
+        if sections_found is None:
+            raise UnreadableContent(f"{self.content_dir}: cannot be listed")
+        parsed = removed = 0
+        deferred: dict[str, float] = {}
+        with writer.transaction() as tx:
+            site, site_changed = self._sync_site(tx)
+            sections, sections_changed = self._sync_sections(tx, sections_found)
+            gone = [path for old in tx.stored_sections() if old not in sections for path in tx.signatures_in(old)]
+            for path in gone:
+                tx.remove(path)
+            version = tx.bump_version(bool(site_changed or sections_changed or gone))
+        removed += len(gone)
+        yield SyncReport(0, len(gone), (writer.generation, version), {})
+        for section in sections:
+            slugs = folders(self.content_dir / section)
+            if slugs is None:
+                log.warning("%s: cannot be listed; its articles stay as they were", section)
+                continue
+            with writer.transaction() as tx:
+                stored = tx.signatures_in(section)
+            paths = [f"{section}/{slug}" for slug in slugs]
+            on_disk = set(paths)
+            for start in range(0, len(paths), SCAN_CHUNK):
+                chunk = paths[start : start + SCAN_CHUNK]
+                known = {path: stored.get(path, "") for path in chunk}
+                job = _Examine(str(self.content_dir), site, chunk, known, completeness, time.time())
+                with writer.transaction() as tx:
+                    step_parsed, step_deferred = self._store_examined(tx, [job], 0)
+                    version = tx.bump_version(bool(step_parsed))
+                parsed += step_parsed
+                deferred.update(step_deferred)
+                yield SyncReport(step_parsed, 0, (writer.generation, version), step_deferred)
+            absent = [path for path in stored if path not in on_disk and _presence(self.content_dir / path) == "absent"]
+            if absent:
+                with writer.transaction() as tx:
+                    for path in absent:
+                        tx.remove(path)
+                    version = tx.bump_version(True)
+                removed += len(absent)
+                yield SyncReport(0, len(absent), (writer.generation, version), {})
+        return SyncReport(parsed, removed, (writer.generation, version), deferred)
 
     def sync_bundles(
         self,

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +105,9 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self.on_sync = on_sync
         self._notifications: Notifications | None = None
+        #: The whole pass under way, a step at a time, and whether the last step failed.
+        self._pass: Generator[SyncReport, None, SyncReport] | None = None
+        self._pass_failed = False
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
@@ -138,8 +141,13 @@ class Watcher:
             probe = now >= next_probe
             if now >= next_rescan and self._notifications is None:
                 work.everything = True
-            verify = now >= self.verifier.due_at() and not work.everything and self.indexer.writer is not None
-            if now < attempt_at or not (probe or work.everything or work.bundles or verify):
+            verify = (
+                now >= self.verifier.due_at()
+                and not work.everything
+                and self._pass is None
+                and self.indexer.writer is not None
+            )
+            if now < attempt_at or not (probe or work.everything or work.bundles or verify or self._pass):
                 continue
             try:
                 if probe:
@@ -148,21 +156,36 @@ class Watcher:
                     rebuilt = self._probe(work, damaged=corrupt)
                     if rebuilt is not None:
                         self._synced(rebuilt, None)
-                if work.everything:
-                    report = self._whole_pass()
-                    work.done(report, whole=True)
-                    next_rescan = time.monotonic() + self.rescan_seconds
-                    self._synced(report, None)
+                if work.everything and self.indexer.writer is None:
+                    opened = self.indexer.open_as_it_stands()
+                    if opened is not None:  # built anew: whole
+                        work.done(opened, whole=True)
+                        next_rescan = time.monotonic() + self.rescan_seconds
+                        self._synced(opened, None)
+                elif work.everything:
+                    # In steps, with notified bundles synced between them (a pass already under way
+                    # starts over: what was lost may be in what it has passed).
+                    self._stop_pass()
+                    self._pass = self.indexer.pass_in_steps(self._recently_closed())
+                    work.everything = False
                 elif work.bundles:
                     gone = self._complete_moves(work)
                     asked = frozenset(work.bundles)
                     report = self.indexer.sync_bundles(asked, self._recently_closed(), work.renames, gone)
                     work.done(report, whole=False)
                     self._synced(report, asked)
+                elif self._pass is not None:
+                    finished = self._step(self._pass)
+                    if finished is not None:
+                        work.deferred.update(finished.deferred)
+                        next_rescan = time.monotonic() + self.rescan_seconds
+                        self._synced(finished, None)
                 elif verify:
                     self._verify(work)
                 failures, corrupt = 0, False
             except (sqlite3.Error, OSError, FeedsError) as error:
+                if self._pass_failed:
+                    self._pass_failed, work.everything = False, True
                 failures += 1
                 corrupt = _corrupt(error)
                 pause = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
@@ -170,6 +193,25 @@ class Watcher:
                 next_probe = 0.0
                 log.error("indexing failed (%s); trying again in %.1f s", error, pause)
                 self.indexer.failing(str(error))
+
+    def _step(self, running: Generator[SyncReport, None, SyncReport]) -> SyncReport | None:
+        """Takes the next step of the whole pass under way; its report once it is done."""
+        try:
+            next(running)
+        except StopIteration as done:
+            self._pass = None
+            report: SyncReport = done.value
+            return report
+        except BaseException:
+            self._pass = None  # a generator that raised is over: the pass is asked for again
+            self._pass_failed = True
+            raise
+        return None
+
+    def _stop_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.close()
+            self._pass = None
 
     def _verify(self, work: _Work) -> None:
         """Looks at the next slice of bundles; any change a notification missed is read as usual."""
@@ -202,11 +244,16 @@ class Watcher:
         if problem is None:
             problem = self._integrity_problem()
         if problem is None:
-            if not (work.everything or work.bundles or work.deferred):
+            if not (work.everything or work.bundles or work.deferred or self._pass):
                 self.indexer.confirm()
             return None
+        self._stop_pass()  # a new generation is read whole
         if self.indexer.writer is None:
-            report = self.indexer.open()
+            # At the start: the index as it stands is served at once, and passed over in steps.
+            report = self.indexer.open_as_it_stands()
+            if report is None:
+                work.everything = True
+                return None
         else:
             report = self.indexer.rebuild(problem, self._recently_closed())
         work.done(report, whole=True)
@@ -239,18 +286,13 @@ class Watcher:
         self._notifications = self._watch()
         work.everything = True
 
-    def _whole_pass(self) -> SyncReport:
-        if self.indexer.writer is None:
-            return self.indexer.open()
-        return self.indexer.full_pass(self._recently_closed())
-
     def _timeout(self, work: _Work, attempt_at: float, next_probe: float, next_rescan: float) -> float:
         """How long to wait for notifications before something else is due."""
         now = time.monotonic()
         due = [next_probe, next_rescan if self._notifications is None else self.verifier.due_at()]
         if work.deferred:
             due.append(now + min(work.deferred.values()) - time.time())
-        if work.bundles or work.everything:
+        if work.bundles or work.everything or self._pass is not None:
             due.append(attempt_at)
         return min(max(min(due) - now, 0.0), PROBE_SECONDS)
 
