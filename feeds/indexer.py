@@ -151,24 +151,21 @@ class Indexer:
         writer = self._writer()
         started = time.monotonic()
         report = yield from self.scanner.pass_in_steps(writer, Completeness(self.settle_seconds, closed or {}))
-        took = time.monotonic() - started
-        self.metrics.index_synced("full", took)
-        log.info(
-            "full pass: read %d, removed %d, deferred %d, in %.2f s (in steps)",
-            report.parsed, report.removed, len(report.deferred), took,
-        )  # fmt: skip
-        self.confirm()
-        return report
+        return self._passed(report, started, " (in steps)")
 
     def full_pass(self, closed: Mapping[str, tuple[int, int]] | None = None) -> SyncReport:
         writer = self._writer()
         started = time.monotonic()
         report = self.scanner.full_pass(writer, Completeness(self.settle_seconds, closed or {}))
+        return self._passed(report, started)
+
+    def _passed(self, report: SyncReport, started: float, how: str = "") -> SyncReport:
+        """Counts, logs and confirms a whole pass that is done."""
         took = time.monotonic() - started
         self.metrics.index_synced("full", took)
         log.info(
-            "full pass: read %d, removed %d, deferred %d, in %.2f s",
-            report.parsed, report.removed, len(report.deferred), took,
+            "full pass: read %d, removed %d, deferred %d, in %.2f s%s",
+            report.parsed, report.removed, len(report.deferred), took, how,
         )  # fmt: skip
         self.confirm()
         return report

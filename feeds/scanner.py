@@ -128,15 +128,8 @@ class Scanner:
         with writer.transaction() as tx:
             site, site_changed = self._sync_site(tx)
             sections, sections_changed = self._sync_sections(tx, sections_found)
-            listed: dict[str, list[str]] = {}
-            for section in sections:
-                slugs = folders(self.content_dir / section)
-                if slugs is None:
-                    log.warning("%s: cannot be listed; its articles stay as they were", section)
-                    continue
-                listed[section] = slugs
-            # Bundles of a folder that is no longer a publishable section go.
-            removed = [path for old in tx.stored_sections() if old not in sections for path in tx.signatures_in(old)]
+            listed = {section: slugs for section in sections if (slugs := self._slugs(section)) is not None}
+            removed = _outside_sections(tx, sections)
             now = time.time()
 
             def jobs() -> Iterator[_Examine]:
@@ -147,10 +140,7 @@ class Scanner:
                     paths = [f"{section}/{slug}" for slug in slugs]
                     on_disk = set(paths)
                     removed.extend(path for path in stored if path not in on_disk)
-                    for start in range(0, len(paths), SCAN_CHUNK):
-                        chunk = paths[start : start + SCAN_CHUNK]
-                        known = {path: stored.get(path, "") for path in chunk}
-                        yield _Examine(str(self.content_dir), site, chunk, known, completeness, now, adopt)
+                    yield from self._jobs(site, paths, stored, completeness, now, adopt)
 
             parsed, deferred = self._store_examined(tx, jobs(), sum(len(slugs) for slugs in listed.values()))
             for path in removed:
@@ -176,25 +166,23 @@ class Scanner:
         with writer.transaction() as tx:
             site, site_changed = self._sync_site(tx)
             sections, sections_changed = self._sync_sections(tx, sections_found)
-            gone = [path for old in tx.stored_sections() if old not in sections for path in tx.signatures_in(old)]
+            gone = _outside_sections(tx, sections)
             for path in gone:
                 tx.remove(path)
             version = tx.bump_version(bool(site_changed or sections_changed or gone))
         removed += len(gone)
         yield SyncReport(0, len(gone), (writer.generation, version), {})
         for section in sections:
-            slugs = folders(self.content_dir / section)
+            slugs = self._slugs(section)
             if slugs is None:
-                log.warning("%s: cannot be listed; its articles stay as they were", section)
                 continue
             with writer.transaction() as tx:
                 stored = tx.signatures_in(section)
             paths = [f"{section}/{slug}" for slug in slugs]
             on_disk = set(paths)
             for start in range(0, len(paths), SCAN_CHUNK):
-                chunk = paths[start : start + SCAN_CHUNK]
-                known = {path: stored.get(path, "") for path in chunk}
-                job = _Examine(str(self.content_dir), site, chunk, known, completeness, time.time())
+                # Each step's slice is dated when it is looked at, not when the pass began.
+                (job,) = self._jobs(site, paths[start : start + SCAN_CHUNK], stored, completeness, time.time())
                 with writer.transaction() as tx:
                     step_parsed, step_deferred = self._store_examined(tx, [job], 0)
                     version = tx.bump_version(bool(step_parsed))
@@ -210,6 +198,29 @@ class Scanner:
                 removed += len(absent)
                 yield SyncReport(0, len(absent), (writer.generation, version), {})
         return SyncReport(parsed, removed, (writer.generation, version), deferred)
+
+    def _slugs(self, section: str) -> list[str] | None:
+        """The bundle folders of a section; None, said in the log, if it cannot be listed now (its
+        articles then stay as they were)."""
+        slugs = folders(self.content_dir / section)
+        if slugs is None:
+            log.warning("%s: cannot be listed; its articles stay as they were", section)
+        return slugs
+
+    def _jobs(
+        self,
+        site: Site,
+        paths: list[str],
+        stored: Mapping[str, str],
+        completeness: Completeness,
+        now: float,
+        adopt: bool = False,
+    ) -> Iterator[_Examine]:
+        """The bundles to look at, in slices of SCAN_CHUNK, each with what the store holds for them."""
+        for start in range(0, len(paths), SCAN_CHUNK):
+            chunk = paths[start : start + SCAN_CHUNK]
+            known = {path: stored.get(path, "") for path in chunk}
+            yield _Examine(str(self.content_dir), site, chunk, known, completeness, now, adopt)
 
     def sync_bundles(
         self,
@@ -348,6 +359,11 @@ class Scanner:
                     yield running.popleft().result()
             while running:
                 yield running.popleft().result()
+
+
+def _outside_sections(tx: Transaction, sections: Collection[str]) -> list[str]:
+    """Stored bundles of a folder that is no longer a publishable section: they go."""
+    return [path for old in tx.stored_sections() if old not in sections for path in tx.signatures_in(old)]
 
 
 def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:

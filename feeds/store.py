@@ -644,10 +644,8 @@ class Transaction:
             row = self.db.execute("SELECT MIN(path) FROM bundle WHERE path >= ?", (f"{found[-1]}0",)).fetchone()
         return found
 
-    def signatures(self, paths: Iterable[str] | None = None) -> dict[str, str]:
-        """The stored signature of each bundle named (of every bundle, with None)."""
-        if paths is None:
-            return dict(self.db.execute("SELECT path, signature FROM bundle").fetchall())
+    def signatures(self, paths: Iterable[str]) -> dict[str, str]:
+        """The stored signature of each bundle named (whole passes read a section at a time: `signatures_in`)."""
         found: dict[str, str] = {}
         for path in paths:
             row = self.db.execute("SELECT signature FROM bundle WHERE path = ?", (path,)).fetchone()

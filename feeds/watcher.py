@@ -105,9 +105,8 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self.on_sync = on_sync
         self._notifications: Notifications | None = None
-        #: The whole pass under way, a step at a time, and whether the last step failed.
+        #: The whole pass under way, a step at a time.
         self._pass: Generator[SyncReport, None, SyncReport] | None = None
-        self._pass_failed = False
         #: Files ("section/slug/name") closed or moved into place, with when that was seen (monotonic)
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
@@ -175,7 +174,7 @@ class Watcher:
                     work.done(report, whole=False)
                     self._synced(report, asked)
                 elif self._pass is not None:
-                    finished = self._step(self._pass)
+                    finished = self._step(self._pass, work)
                     if finished is not None:
                         work.deferred.update(finished.deferred)
                         next_rescan = time.monotonic() + self.rescan_seconds
@@ -184,8 +183,6 @@ class Watcher:
                     self._verify(work)
                 failures, corrupt = 0, False
             except (sqlite3.Error, OSError, FeedsError) as error:
-                if self._pass_failed:
-                    self._pass_failed, work.everything = False, True
                 failures += 1
                 corrupt = _corrupt(error)
                 pause = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
@@ -194,7 +191,7 @@ class Watcher:
                 log.error("indexing failed (%s); trying again in %.1f s", error, pause)
                 self.indexer.failing(str(error))
 
-    def _step(self, running: Generator[SyncReport, None, SyncReport]) -> SyncReport | None:
+    def _step(self, running: Generator[SyncReport, None, SyncReport], work: _Work) -> SyncReport | None:
         """Takes the next step of the whole pass under way; its report once it is done."""
         try:
             next(running)
@@ -203,8 +200,8 @@ class Watcher:
             report: SyncReport = done.value
             return report
         except BaseException:
-            self._pass = None  # a generator that raised is over: the pass is asked for again
-            self._pass_failed = True
+            # A generator that raised is over: the pass is asked for again (after the loop's backoff).
+            self._pass, work.everything = None, True
             raise
         return None
 
