@@ -279,7 +279,12 @@ class Watcher:
         if self._notifications is None or not self._notifications.lost_root:
             return
         log.error("the content folder %s was removed or replaced; watching it again", self.content_dir)
-        self._notifications.close()
+        self._watch_again(work)
+
+    def _watch_again(self, work: _Work) -> None:
+        """New notifications in place of the current ones, and a whole pass for what went unheard."""
+        if self._notifications is not None:
+            self._notifications.close()
         self._notifications = self._watch()
         work.everything = True
 
@@ -331,9 +336,7 @@ class Watcher:
             # Not expected (the descriptor is this loop's alone, and a folder that cannot be
             # watched is skipped), but a loop that cannot hear must not stop: it starts over.
             log.error("reading file notifications failed (%s); watching %s again", error, self.content_dir)
-            self._notifications.close()
-            self._notifications = self._watch()
-            work.everything = True
+            self._watch_again(work)
             return
         for notice in notices:
             self._note(notice, work)
