@@ -64,10 +64,12 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
 # Characters XML 1.0 forbids, plus C1 controls and DEL that readers show as garbage.
 _FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_HREF = re.compile(r'(\shref=)"([^"]*)"')
 _SITE_ROOTED_URL = re.compile(r'(\s(?:href|src)=")/(?!/)')
 #: Stands for the site's base URL in stored bodies, before every site-rooted href and src, so
 #: that making a body absolute is one str.replace; U+FFFF is removed from the source, so never collides.
 SITE_ROOT_MARK = "\uffff"
+_SITE_ROOTED_REPLACEMENT = f"\\1{SITE_ROOT_MARK}/"
 # Stands for a figure while the body is sanitized; U+FFFE is removed from the source, so never collides.
 _FIGURE_MARK = "\ufffe"
 
@@ -127,7 +129,11 @@ def srcset_attributes(image: Image, sizes: str = SIZES) -> str:
 
 
 def render_body(
-    markdown: str, page_path: str, images: tuple[Image, ...], refused: frozenset[str] = frozenset()
+    markdown: str,
+    page_path: str,
+    images: tuple[Image, ...],
+    refused: frozenset[str] = frozenset(),
+    lede: bool = True,
 ) -> RenderedBody:
     """Sanitized HTML where every photo appears once, as a figure; see `absolutize` for its links.
 
@@ -136,13 +142,15 @@ def render_body(
     unplaced lead photo opens the body and other unplaced photos close it. Relative links
     are resolved against `page_path`, so every link is written from the site root or is
     absolute. A placed photo among `refused` is left out. Raises UnknownPhoto for a placed photo
-    that is not listed.
+    that is not listed. With `lede` false, `first_paragraph` is left empty (the article has a
+    summary of its own), which spares reading the body's structure when it places no photo.
     """
     by_reference: Mapping[str, Image] = {
         reference: image for image in images for reference in (image.file, image.src) if reference is not None
     }
     source = clean_text(markdown)
-    layout = _lay_out(source)
+    # Every way Markdown places an image begins with "![".
+    layout = _lay_out(source) if lede or "![" in source else _Layout([], "")
     placed: set[str] = set()
     figures: list[str] = []
     edits: list[tuple[int, int, bytes]] = []
@@ -165,14 +173,16 @@ def render_body(
     for start, end, replacement in sorted(edits, reverse=True):
         data = data[:start] + replacement + data[end:]
     body = sanitize(pyromark.html(data.decode(), options=_MARKDOWN_OPTIONS))
-    body = _FIGURE_PARAGRAPH.sub(lambda match: figures[int(match[1])], _resolve_links(body, page_path))
+    body = _resolve_links(body, page_path)
+    if figures:
+        body = _FIGURE_PARAGRAPH.sub(lambda match: figures[int(match[1])], body)
     unplaced = [image for image in images if image.src not in placed]
     opening = "".join(figure_html(image) for image in unplaced[:1] if image is images[0])
     closing = "".join(figure_html(image) for image in unplaced if image is not images[0])
     body = _GLUED_BLOCK.sub("\\1\n", opening + body + closing)
     return RenderedBody(
-        html=_SITE_ROOTED_URL.sub(lambda match: f"{match[1]}{SITE_ROOT_MARK}/", body),
-        first_paragraph=layout.first_paragraph,
+        html=_SITE_ROOTED_URL.sub(_SITE_ROOTED_REPLACEMENT, body),
+        first_paragraph=layout.first_paragraph if lede else "",
     )
 
 
@@ -222,15 +232,18 @@ def _lay_out(source: str) -> _Layout:
     return _Layout(photos_by_block, one_line("".join(first_paragraph or ())))
 
 
+#: Made once: building the allowlist took as long as cleaning a whole body.
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+    url_schemes=set(URL_SCHEMES),
+    link_rel="noopener noreferrer",
+)
+
+
 def sanitize(fragment: str) -> str:
     """HTML reduced to the allowlist: no scripts, handlers, styles or foreign URL schemes."""
-    return nh3.clean(
-        fragment,
-        tags=set(ALLOWED_TAGS),
-        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(URL_SCHEMES),
-        link_rel="noopener noreferrer",
-    )
+    return _CLEANER.clean(fragment)
 
 
 def absolutize(fragment: str, base_url: str) -> str:
@@ -249,4 +262,6 @@ def _resolve_links(fragment: str, page_path: str) -> str:
             url = urljoin(page_path, url)
         return f'{match[1]}"{html.escape(url)}"'
 
-    return re.sub(r'(\shref=)"([^"]*)"', resolve, fragment)
+    if "href=" not in fragment:
+        return fragment
+    return _HREF.sub(resolve, fragment)

@@ -53,6 +53,17 @@ def test_the_lede_is_the_first_paragraph_with_text() -> None:
 def test_a_photo_that_is_not_listed_is_refused() -> None:
     with pytest.raises(UnknownPhoto, match=r"'d\.jpg'"):
         render_body("![](d.jpg)", "/x/y/", (LEAD,))
+    with pytest.raises(UnknownPhoto, match=r"'d\.jpg'"):
+        render_body("Texti.\n\n![](d.jpg)", "/x/y/", (LEAD,), lede=False)
+
+
+@pytest.mark.parametrize("markdown", ["Texti [tengill](../z/).\n\nÖnnur.", "Texti.\n\n![](b.jpg)\n\nÖnnur."])
+def test_without_a_lede_the_body_is_the_same(markdown: str) -> None:
+    """An article with a summary of its own skips looking for a lede, and nothing else changes."""
+    with_lede = render_body(markdown, "/x/y/", (LEAD, SECOND))
+    without = render_body(markdown, "/x/y/", (LEAD, SECOND), lede=False)
+    assert with_lede.first_paragraph.startswith("Texti")
+    assert (without.html, without.first_paragraph) == (with_lede.html, "")
 
 
 @pytest.mark.parametrize(
