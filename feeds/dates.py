@@ -62,7 +62,13 @@ def _read(text: str) -> datetime:
         at = time(int(match["hour"] or 0), int(match["minute"] or 0))
         return datetime.combine(date(int(match["year"]), month, int(match["day"])), at)
     if _RFC3339.match(text):
-        return dateutil_parser.isoparse(text.upper().replace(" ", "T"))
+        iso = text.upper().replace(" ", "T")
+        try:
+            # The standard library's reader is several times quicker and agrees on every form
+            # above; dateutil's also takes 24:00 (midnight at the day's end).
+            return datetime.fromisoformat(iso)
+        except ValueError:
+            return dateutil_parser.isoparse(iso)
     raise ValueError("expected RFC 3339 or a form like '16. mars 2024 kl. 20.23'")
 
 

@@ -56,3 +56,23 @@ def test_unreadable_dates_say_why(text: str, reason: str) -> None:
 def test_format_icelandic_writes_the_newsroom_form() -> None:
     assert format_icelandic(datetime(2024, 3, 16, 20, 23, tzinfo=UTC), REYKJAVIK) == "16. mars 2024 kl. 20.23"
     assert format_icelandic(datetime(2024, 7, 16, 18, 5, tzinfo=UTC), OSLO) == "16. júlí 2024 kl. 20.05"
+
+
+def test_every_rfc_3339_form_reads_as_dateutil_reads_it() -> None:
+    """The standard library reads most of them (it is quicker); dateutil the rest, such as 24:00."""
+    from dateutil.parser import isoparse
+
+    for day in ("2023-09-17", "2000-02-29", "1999-12-31"):
+        for clock in ("", "T00:00", " 23:59", "T12:30:45", "T12:30:45.1", "T12:30:45.123456789", "T24:00",
+                      "T24:00:00", "t23:59:60"):  # fmt: skip
+            for zone in ("", "Z", "z", "+00:00", "+0000", "-05:30", "-0930", "+14:00"):
+                text = f"{day}{clock}{zone if clock else ''}"
+                try:
+                    expected = isoparse(text.upper().replace(" ", "T"))
+                except ValueError:
+                    with pytest.raises(ValueError, match="unreadable date"):
+                        parse_date(text, REYKJAVIK)
+                    continue
+                if expected.tzinfo is None:
+                    expected = expected.replace(tzinfo=REYKJAVIK)
+                assert parse_date(text, REYKJAVIK) == expected.astimezone(UTC), text
