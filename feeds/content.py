@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
-from . import markup
+from . import front_matter, markup
 from .dates import parse_date
 from .errors import ContentError, PhotoRefused
 from .images import PHOTO_SUFFIXES, measure
@@ -31,16 +29,6 @@ _ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "sum
 _IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "length", "width", "height"})
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
-
-
-class _Loader(yaml.CSafeLoader):
-    """Safe YAML that leaves dates as text, so that one parser reads every date form."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def read_site(root: Path) -> Site:
@@ -181,8 +169,8 @@ def _read_front_matter(path: Path, name: str) -> tuple[Mapping[str, Any], str]:
         )
         raise ContentError(name, reason)
     try:
-        meta = yaml.load(match[1], Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as error:
+        meta = front_matter.load(match[1])
+    except front_matter.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 2}" if where is not None else ""
         problem = getattr(error, "problem", None) or str(error)
