@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +86,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
     name = f"{bundle}/{ARTICLE_FILE}"
     if not SLUG_PATTERN.match(slug):
         raise ContentError(bundle, "an article folder's name must be lowercase ASCII words joined by hyphens")
-    if (root / name).is_symlink() and not inside(root / name, root):
+    if _is_link(f"{root}/{name}") and not inside(root / name, root):
         raise ContentError(name, "article file leads outside the content directory")
     meta, body = _read_front_matter(root / name, name)
     _reject_unknown(meta, _ARTICLE_KEYS, name)
@@ -117,8 +118,11 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
             # The article goes out without it; check and /healthz name it.
             refused.append(error)
     images = tuple(found)
+    summary = markup.one_line(_text(meta, "summary", name))
     try:
-        rendered = markup.render_body(body, page_path, images, frozenset(_file_of(error) for error in refused))
+        rendered = markup.render_body(
+            body, page_path, images, frozenset(_file_of(error) for error in refused), lede=not summary
+        )
     except markup.UnknownPhoto as error:
         raise ContentError(name, str(error)) from None
     topics: dict[str, Topic] = {}
@@ -138,7 +142,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
         tag_date=published.astimezone(zone).date().isoformat(),
         authors=tuple(markup.one_line(author) for author in _list(meta, "authors", name)),
         topics=tuple(topics.values()),
-        summary=markup.one_line(_text(meta, "summary", name)) or rendered.first_paragraph,
+        summary=summary or rendered.first_paragraph,
         body_html=rendered.html,
         images=images,
         left_out=tuple(str(error) for error in refused),
@@ -183,6 +187,8 @@ def _read_front_matter(path: Path, name: str) -> tuple[Mapping[str, Any], str]:
 
 
 def _reject_unknown(meta: Mapping[str, Any], known: frozenset[str] | set[str], name: str) -> None:
+    if meta.keys() <= known:
+        return
     unknown = sorted(str(key) for key in meta if key not in known)
     if unknown:
         raise ContentError(name, f"unknown front matter key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -246,12 +252,13 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
 
     if "/" in file_name or "\\" in file_name or file_name.startswith("."):
         raise ContentError(name, f"{where}: {file_name!r} must be a file name inside the bundle")
-    if Path(file_name).suffix.lower() not in PHOTO_SUFFIXES:
+    if "." + file_name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES:
         raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
-    path = root / bundle / file_name
+    # Plain strings: this runs for every photo of every article in a first build.
+    path = f"{root}/{bundle}/{file_name}"
     # Section and bundle folders are never links (the index skips those), so only a photo
     # that is a link itself can lead elsewhere; one lstat instead of a realpath per photo.
-    if path.is_symlink() and not inside(path, root):
+    if _is_link(path) and not inside(path, root):
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory")
     try:
         size = measure(path)
@@ -294,7 +301,14 @@ def _positive(entry: Mapping[str, Any], key: str, where: str, name: str) -> int:
     return value
 
 
-def inside(path: Path, root: Path) -> bool:
+def _is_link(path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def inside(path: str | Path, root: Path) -> bool:
     """Whether `path`, with every link followed, still lies within `root`."""
     real_root = os.path.realpath(root)
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root

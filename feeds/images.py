@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def measure(path: Path) -> Measure:
+def measure(path: str | Path) -> Measure:
     """Type, size and digest of the very bytes read, and width and height as displayed (after
     any EXIF rotation).
 
@@ -59,9 +60,10 @@ def measure(path: Path) -> Measure:
     """
     with open(path, "rb") as handle:
         data = handle.read()
+    file_name = os.path.basename(path)
     media_type = sniff(data[:16])
     if media_type is None:
-        raise ValueError(f"{path.name} is not a JPEG, PNG, WebP or GIF image")
+        raise ValueError(f"{file_name} is not a JPEG, PNG, WebP or GIF image")
     version = digest(data)
     known = _measured.get(version)
     if known is not None:
@@ -69,16 +71,16 @@ def measure(path: Path) -> Measure:
     try:
         info = imagesize.get_info(io.BytesIO(data), dpi=False, colors=False, channels=False)
     except (ValueError, OSError) as error:
-        raise ValueError(f"{path.name} is not a readable image ({error})") from None
+        raise ValueError(f"{file_name} is not a readable image ({error})") from None
     if info.width <= 0 or info.height <= 0:
-        raise ValueError(f"{path.name} is not a readable image (no width and height in its header)")
+        raise ValueError(f"{file_name} is not a readable image (no width and height in its header)")
     if info.width * info.height > MAX_PIXELS:
         raise PhotoRefused(
-            path.name,
+            file_name,
             f"refused: {info.width} × {info.height} pixels is more than the {MAX_PIXELS // 1_000_000} million"
             " a photo may have",
         )
-    _decode(data, path.name)
+    _decode(data, file_name)
     measured = Measure(media_type, len(data), info.width, info.height, version)
     if len(_measured) >= MEASURED_KEPT:
         del _measured[next(iter(_measured))]
