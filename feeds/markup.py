@@ -65,11 +65,9 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # Characters XML 1.0 forbids, plus C1 controls and DEL that readers show as garbage.
 _FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _HREF = re.compile(r'(\shref=)"([^"]*)"')
-_SITE_ROOTED_URL = re.compile(r'(\s(?:href|src)=")/(?!/)')
 #: Stands for the site's base URL in stored bodies, before every site-rooted href and src, so
 #: that making a body absolute is one str.replace; U+FFFF is removed from the source, so never collides.
 SITE_ROOT_MARK = "\uffff"
-_SITE_ROOTED_REPLACEMENT = f"\\1{SITE_ROOT_MARK}/"
 # Stands for a figure while the body is sanitized; U+FFFE is removed from the source, so never collides.
 _FIGURE_MARK = "\ufffe"
 
@@ -181,7 +179,7 @@ def render_body(
     closing = "".join(figure_html(image) for image in unplaced if image is not images[0])
     body = _GLUED_BLOCK.sub("\\1\n", opening + body + closing)
     return RenderedBody(
-        html=_SITE_ROOTED_URL.sub(_SITE_ROOTED_REPLACEMENT, body),
+        html=_mark_site_rooted(body),
         first_paragraph=layout.first_paragraph if lede else "",
     )
 
@@ -244,6 +242,18 @@ _CLEANER = nh3.Cleaner(
 def sanitize(fragment: str) -> str:
     """HTML reduced to the allowlist: no scripts, handlers, styles or foreign URL schemes."""
     return _CLEANER.clean(fragment)
+
+
+def _mark_site_rooted(fragment: str) -> str:
+    """Every site-rooted href and src (`="/…"`, not `="//…"`) with SITE_ROOT_MARK before it.
+
+    The sanitizer and `figure_html` write one space before each attribute; plain replacing is
+    several times quicker than a pattern that must be tried at every space of the text.
+    """
+    for attribute in (' href="/', ' src="/'):
+        fragment = fragment.replace(attribute, f"{attribute[:-1]}{SITE_ROOT_MARK}/")
+    # The source holds no SITE_ROOT_MARK (it is removed), so every one here was put in above.
+    return fragment.replace(f"{SITE_ROOT_MARK}//", "//")
 
 
 def absolutize(fragment: str, base_url: str) -> str:
