@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-import stat
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -86,9 +86,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
     name = f"{bundle}/{ARTICLE_FILE}"
     if not SLUG_PATTERN.match(slug):
         raise ContentError(bundle, "an article folder's name must be lowercase ASCII words joined by hyphens")
-    if _is_link(f"{root}/{name}") and not inside(root / name, root):
-        raise ContentError(name, "article file leads outside the content directory")
-    meta, body = _read_front_matter(root / name, name)
+    meta, body = _read_front_matter(root / name, name, root)
     _reject_unknown(meta, _ARTICLE_KEYS, name)
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
@@ -153,9 +151,12 @@ def _file_of(error: PhotoRefused) -> str:
     return error.path.rpartition("/")[2]
 
 
-def _read_front_matter(path: Path, name: str) -> tuple[Mapping[str, Any], str]:
+def _read_front_matter(path: Path, name: str, root: Path | None = None) -> tuple[Mapping[str, Any], str]:
+    """The front matter and the body of the file; with `root`, a link out of it is refused."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if root is None else _read_inside(str(path), root)
+    except _LeadsOutside:
+        raise ContentError(name, "article file leads outside the content directory") from None
     except FileNotFoundError:
         raise ContentError(name, "file is missing") from None
     except OSError as error:
@@ -254,14 +255,10 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
         raise ContentError(name, f"{where}: {file_name!r} must be a file name inside the bundle")
     if "." + file_name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES:
         raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
-    # Plain strings: this runs for every photo of every article in a first build.
-    path = f"{root}/{bundle}/{file_name}"
-    # Section and bundle folders are never links (the index skips those), so only a photo
-    # that is a link itself can lead elsewhere; one lstat instead of a realpath per photo.
-    if _is_link(path) and not inside(path, root):
-        raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory")
     try:
-        size = measure(path)
+        size = measure(_read_inside(f"{root}/{bundle}/{file_name}", root), file_name)
+    except _LeadsOutside:
+        raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory") from None
     except (FileNotFoundError, IsADirectoryError):
         raise ContentError(f"{bundle}/{file_name}", "listed photo is missing") from None
     except PhotoRefused as error:
@@ -301,11 +298,35 @@ def _positive(entry: Mapping[str, Any], key: str, where: str, name: str) -> int:
     return value
 
 
-def _is_link(path: str) -> bool:
+class _LeadsOutside(Exception):
+    """The file is a link that leads out of the content directory."""
+
+
+def _read_inside(path: str, root: Path) -> bytes:
+    """The bytes of the file at `path`; raises _LeadsOutside for a link that leads out of `root`,
+    and OSError as reading does.
+
+    Section and bundle folders are never links (the index skips those), so only the file itself
+    can lead elsewhere: it is opened without following a link, and only a link is looked into.
+    One open, one fstat and the reads; this runs for every file of every article in a first build.
+    """
     try:
-        return stat.S_ISLNK(os.lstat(path).st_mode)
-    except (OSError, ValueError):
-        return False
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        if not inside(path, root):
+            raise _LeadsOutside(path) from None
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = []
+        wanted = os.fstat(descriptor).st_size + 1
+        while part := os.read(descriptor, wanted):
+            parts.append(part)
+            wanted = 1 << 16
+        return b"".join(parts)
+    finally:
+        os.close(descriptor)
 
 
 def inside(path: str | Path, root: Path) -> bool:

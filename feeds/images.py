@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import imagesize
 import PIL.Image
@@ -51,16 +49,13 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def measure(path: str | Path) -> Measure:
-    """Type, size and digest of the very bytes read, and width and height as displayed (after
+def measure(data: bytes, file_name: str) -> Measure:
+    """Type, size and digest of a photo file's bytes, and width and height as displayed (after
     any EXIF rotation).
 
     Raises ValueError saying what is wrong with a file that is no photo, and PhotoRefused for a
     photo that cannot be shown: more than MAX_PIXELS, or data that does not decode.
     """
-    with open(path, "rb") as handle:
-        data = handle.read()
-    file_name = os.path.basename(path)
     media_type = sniff(data[:16])
     if media_type is None:
         raise ValueError(f"{file_name} is not a JPEG, PNG, WebP or GIF image")
