@@ -204,11 +204,12 @@ class Indexer:
             if self.writer is not None and self.writer.damage() in (MISSING, REPLACED):
                 self._salvage(self.writer, writer)
             completeness = Completeness(self.settle_seconds, closed or {})
-            report = self.scanner.full_pass(writer, completeness)
-            deadline = time.monotonic() + REBUILD_PATIENCE_SECONDS
-            while report.deferred and time.monotonic() < deadline:
-                time.sleep(max(min(min(report.deferred.values()) - time.time(), 0.5), 0.05))
+            with writer.unpublished():
                 report = self.scanner.full_pass(writer, completeness)
+                deadline = time.monotonic() + REBUILD_PATIENCE_SECONDS
+                while report.deferred and time.monotonic() < deadline:
+                    time.sleep(max(min(min(report.deferred.values()) - time.time(), 0.5), 0.05))
+                    report = self.scanner.full_pass(writer, completeness)
             writer.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             writer.close()

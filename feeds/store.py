@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 _Value = TypeVar("_Value")
 _Params = ParamSpec("_Params")
 
+#: Pages a new generation may keep cached while it is built (KiB): the index by time fills in
+#: date order, not in the order bundles are read, and at a million bundles its pages no longer
+#: fit SQLite's default 2 MB.
+BUILD_CACHE_KIB = 32 * 1024
 #: Bumped whenever the tables, their indexes or the stored encoding change; the indexer then builds a new generation.
 SCHEMA_VERSION = 6
 #: How often a reading thread looks at the pointer and at the database file's header.
@@ -526,6 +530,16 @@ class Writer:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.connection.close()
+
+    @contextlib.contextmanager
+    def unpublished(self) -> Iterator[None]:
+        """For filling a new generation that no reader opens yet: more of its pages are cached,
+        for the indexes that fill in another order than the bundles are read."""
+        self.connection.execute(f"PRAGMA cache_size = -{BUILD_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.connection.execute("PRAGMA cache_size = -2000")  # SQLite's default
 
     def damage(self) -> str | None:
         """Why this generation can no longer be trusted: its file gone, replaced, truncated or overwritten."""
