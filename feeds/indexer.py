@@ -170,6 +170,16 @@ class Indexer:
         self.confirm()
         return report
 
+    def sync_settings(self) -> tuple[SyncReport, bool]:
+        """Reads the changed settings files alone (`Scanner.sync_settings`); also whether a whole
+        pass must follow."""
+        started = time.monotonic()
+        report, again = self.scanner.sync_settings(self._writer())
+        self.metrics.index_synced("settings", time.monotonic() - started)
+        log.info("synced the settings%s", "; every article is read again" if again else "")
+        self.confirm()
+        return report, again
+
     def sync_bundles(
         self,
         paths: Iterable[str],

@@ -46,7 +46,7 @@ _FILE_KINDS = ("counter", "histogram")
 _LOOKUPS = {(archive, hit): ("archive" if archive else "feed", "hit" if hit else "miss")
             for archive in (False, True) for hit in (False, True)}  # fmt: skip
 
-SyncKind = Literal["bundles", "full", "rebuild"]
+SyncKind = Literal["bundles", "settings", "full", "rebuild"]
 NotificationKind = Literal["websub", "purge"]
 NotificationResult = Literal["sent", "failed", "given_up"]
 

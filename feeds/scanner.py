@@ -177,13 +177,18 @@ class Scanner:
             if slugs is None:
                 continue
             with writer.transaction() as tx:
+                # The settings may have been synced on their own between steps (`sync_settings`).
+                if section not in tx.published_sections():
+                    continue
                 stored = tx.signatures_in(section)
             paths = [f"{section}/{slug}" for slug in slugs]
             on_disk = set(paths)
             for start in range(0, len(paths), SCAN_CHUNK):
-                # Each step's slice is dated when it is looked at, not when the pass began.
-                (job,) = self._jobs(site, paths[start : start + SCAN_CHUNK], stored, completeness, time.time())
                 with writer.transaction() as tx:
+                    # Each step's slice is dated when it is looked at, and read with the site's
+                    # settings as they are then, not when the pass began.
+                    site = tx.site() or site
+                    (job,) = self._jobs(site, paths[start : start + SCAN_CHUNK], stored, completeness, time.time())
                     step_parsed, step_deferred = self._store_examined(tx, [job], 0)
                     version = tx.bump_version(bool(step_parsed))
                 parsed += step_parsed
@@ -198,6 +203,28 @@ class Scanner:
                 removed += len(absent)
                 yield SyncReport(0, len(absent), (writer.generation, version), {})
         return SyncReport(parsed, removed, (writer.generation, version), deferred)
+
+    def sync_settings(self, writer: Writer) -> tuple[SyncReport, bool]:
+        """Reads the site's and the sections' settings files again where they changed, as a watch
+        loop does when one of them is saved, and removes the articles of a section that can no
+        longer be published: no bundle is looked at.
+
+        Returns the report, and whether a whole pass must follow: the site's time zone changed
+        (every article is read again) or a section's articles may be published that were not.
+        """
+        sections_found = folders(self.content_dir)
+        if sections_found is None:
+            raise UnreadableContent(f"{self.content_dir}: cannot be listed")
+        with writer.transaction() as tx:
+            before, published_before = tx.site(), set(tx.published_sections())
+            site, site_changed = self._sync_site(tx)
+            sections, sections_changed = self._sync_sections(tx, sections_found)
+            gone = _outside_sections(tx, sections)
+            for path in gone:
+                tx.remove(path)
+            version = tx.bump_version(bool(site_changed or sections_changed or gone))
+        again = before is None or before.timezone != site.timezone or not published_before.issuperset(sections)
+        return SyncReport(0, len(gone), (writer.generation, version), {}), again
 
     def _slugs(self, section: str) -> list[str] | None:
         """The bundle folders of a section; None, said in the log, if it cannot be listed now (its

@@ -597,13 +597,14 @@ class Transaction:
     def store_site(self, site: Site | None, signature: str, problem: str | None) -> Site:
         """Stores the site's settings; with `site` None (a broken file) the last good ones stay.
 
-        Returns the settings in force. A change marks every article for reading again, since
-        every date written without a zone depends on them.
+        Returns the settings in force. A new time zone marks every article for reading again,
+        since every date written without a zone is read in it; articles depend on nothing else.
         """
         stored = self.site()
         in_force = site or stored or DEFAULT_SITE
         if in_force != stored:
-            self.db.execute("UPDATE bundle SET signature = ''")
+            if stored is None or in_force.timezone != stored.timezone:
+                self.db.execute("UPDATE bundle SET signature = ''")
             self.set_meta("site", _encode(in_force))
         self.set_meta("site_signature", signature)
         self.set_meta("site_error", problem)

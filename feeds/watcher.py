@@ -57,8 +57,11 @@ class _Work:
 
     #: Bundles ("section/slug") to read again.
     bundles: set[str] = field(default_factory=set)
-    #: Whether the site's settings or a section changed, or a rescan is due: a whole pass.
+    #: Whether a whole pass is due: at start, after lost notifications, when a section folder
+    #: came or went, when the site's time zone changed, and for rescans.
     everything: bool = True
+    #: Whether the site's or a section's settings file changed: they are read alone.
+    settings: bool = False
     #: Bundles that could not be read yet, with when to look again (seconds since the epoch).
     deferred: dict[str, float] = field(default_factory=dict)
     #: Bundles renamed, old name to new, until the new one is read.
@@ -161,12 +164,17 @@ class Watcher:
                         work.done(opened, whole=True)
                         next_rescan = time.monotonic() + self.rescan_seconds
                         self._synced(opened, None)
-                elif work.everything:
-                    # In steps, with notified bundles synced between them (a pass already under way
-                    # starts over: what was lost may be in what it has passed).
-                    self._stop_pass()
+                elif work.everything and self._pass is None:
+                    # In steps, with notified bundles and settings synced between them. One asked
+                    # for while a pass is under way follows it: starting over each time would let
+                    # a tool that saves a settings file every few seconds hold the pass off forever.
                     self._pass = self.indexer.pass_in_steps(self._recently_closed())
                     work.everything = False
+                elif work.settings:
+                    work.settings = False
+                    report, again = self.indexer.sync_settings()
+                    work.everything = work.everything or again
+                    self._synced(report, None)
                 elif work.bundles:
                     gone = self._complete_moves(work)
                     asked = frozenset(work.bundles)
@@ -366,7 +374,9 @@ class Watcher:
                     work.renames["/".join(source)] = name
                 for entry in _entries(path):
                     self._note_whole(f"{name}/{entry}", f"{path}/{entry}", renamed=True)
-            if len(parts) <= 1 or (len(parts) == 2 and parts[1] == "_index.md"):
+            if parts[-1] == "_index.md" and len(parts) <= 2 and not notice.directory:
+                work.settings = True
+            elif len(parts) <= 1:
                 work.everything = True
             else:
                 work.bundles.add(f"{parts[0]}/{parts[1]}")

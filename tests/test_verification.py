@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -277,4 +278,83 @@ def test_an_edit_during_the_start_up_pass_does_not_wait_for_it(
         wait_until(lambda: "(in steps)" in caplog.text, "the pass never ended")
     # The pass, whose stored signatures for that section predate the edit, left it as it is.
     assert title(publisher, "innlent/frett-5") == "Frétt 5, á meðan"
+    assert count(publisher) == 40
+
+
+def slow_steps(loop: Watcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole passes of the loop in steps of five bundles, each taking 0.3 s: a slow disk."""
+    monkeypatch.setattr(scanner, "SCAN_CHUNK", 5)
+    in_steps = loop.indexer.pass_in_steps
+
+    def slowly(closed: Mapping[str, tuple[int, int]] | None = None) -> Generator[SyncReport, None, SyncReport]:
+        steps = in_steps(closed)
+        while True:
+            time.sleep(0.3)
+            try:
+                step = next(steps)
+            except StopIteration as done:
+                report: SyncReport = done.value
+                return report
+            yield step
+
+    monkeypatch.setattr(loop.indexer, "pass_in_steps", slowly)
+
+
+def test_a_settings_file_saved_again_and_again_neither_holds_off_nor_restarts_the_pass(
+    app: Flask,
+    corpus: Newsroom,
+    run_loop: Callable[[Watcher], None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A section's settings are read alone, as soon as they are saved, and the pass under way goes
+    on: a tool that saved `_index.md` every few hundred milliseconds used to start the pass over
+    each time, so that at a million bundles it never ended."""
+    publisher: Publisher = app.extensions["feeds"]
+    publisher.sync_now(wait_seconds=0)  # an index left by an earlier run
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0)
+    slow_steps(loop, monkeypatch)
+    saves = 0
+    with caplog.at_level(logging.INFO):
+        run_loop(loop)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "(in steps)" not in caplog.text:
+            assert time.monotonic() < deadline, "the pass never ended"
+            saves += 1
+            corpus.section("innlent", f"Innlent {saves}")
+            if saves == 3:
+                wait_until(lambda: publisher.store.section("innlent").title == "Innlent 3", "the settings waited")
+                assert "(in steps)" not in caplog.text, "the settings waited for the pass"
+            time.sleep(0.2)
+        wait_until(lambda: publisher.store.section("innlent").title == f"Innlent {saves}", "the last save never showed")
+        time.sleep(1.0)  # long enough for a second pass to have begun, had one been asked for
+    assert saves > 5
+    assert caplog.text.count("(in steps)") == 1, "the settings brought a whole pass"
+    assert count(publisher) == 40
+
+
+def test_a_new_time_zone_reads_every_article_again(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dates written without a zone are read in the site's: a new one is the only setting that
+    brings every article to be read again; a new title does not."""
+    publisher: Publisher = app.extensions["feeds"]
+
+    def published(slug: str) -> datetime:
+        return publisher.store.article("innlent", slug, publisher.clock()).published
+
+    with caplog.at_level(logging.INFO):
+        run_loop(Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0))
+        corpus.article("innlent", "frett-1", title="Frétt 1", date="17. september 2023 kl. 10.00")
+        wait_until(lambda: published("frett-1") == datetime(2023, 9, 17, 10, tzinfo=UTC), "the edit never showed")
+        passes = caplog.text.count("full pass:")
+        corpus.site(title="Nýtt nafn")
+        wait_until(lambda: publisher.store.site().title == "Nýtt nafn", "the new title never showed")
+        time.sleep(0.5)
+        assert caplog.text.count("full pass:") == passes, "a new title brought a whole pass"
+        corpus.site(title="Nýtt nafn", timezone="Europe/Oslo")  # two hours ahead in September
+        wait_until(lambda: published("frett-1") == datetime(2023, 9, 17, 8, tzinfo=UTC), "the article kept its time")
+        wait_until(lambda: caplog.text.count("full pass:") == passes + 1, "no whole pass read the articles")
+    assert "every article is read again" in caplog.text
+    assert published("frett-3") == datetime(2026, 10, 1, 12, tzinfo=UTC)  # written with its zone
     assert count(publisher) == 40
