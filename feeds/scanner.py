@@ -402,7 +402,7 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
         if state is None:
             outcomes.append(_Deferred(path, job.now + job.completeness.settle_seconds))
             continue
-        signature, ready_at = state
+        signature, ready_at, seen = state
         if job.stored[path] == signature:
             continue
         if job.adopt and job.stored[path].partition(".")[0] == signature.partition(".")[0]:
@@ -414,9 +414,11 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
         read = _read_bundle(job.root, job.site, path, signature)
         # A writer may have started again while the files were read (truncated, half rewritten):
         # what was read is kept only if every file is still as it was before reading.
-        after = _state_of_bundle(bundle, path, job.completeness)
-        if after is None or after[0] != signature:
-            retry_at = job.now + job.completeness.settle_seconds if after is None else after[1]
+        after = _files_of_bundle(bundle)
+        if after is None or _look(after) != seen:
+            retry_at = (
+                job.now + job.completeness.settle_seconds if after is None else _ready_at(after, path, job.completeness)
+            )
             outcomes.append(_Deferred(path, max(retry_at, job.now)))
             continue
         outcomes.append(read)
@@ -455,17 +457,31 @@ def folders(directory: str | os.PathLike[str]) -> list[str] | None:
     return sorted(entry.name for entry in entries if entry.name[0] not in "._" and entry.is_dir(follow_symlinks=False))
 
 
-def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tuple[str, float] | None:
+def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tuple[str, float, _Look] | None:
     """A signature that changes whenever the article file or a photo is added, removed, replaced
-    or rewritten, and when all of them may be read (seconds since the epoch); None if the bundle
-    cannot be read now.
+    or rewritten, when all of them may be read (seconds since the epoch), and the look it was
+    made from; None if the bundle cannot be read now.
 
     Other files (an editor's swap and backup files, notes) are not part of the article. This
     runs for every bundle in a full pass, so it stays on plain strings and one stat per file.
     """
-    lines: list[str] = []
-    inodes: list[str] = []
-    ready_at = 0.0
+    files = _files_of_bundle(bundle)
+    if files is None:
+        return None
+    lines = sorted(_stat_line(name, status) for name, status in files)
+    inodes = sorted(f"{name}:{status.st_ino}" for name, status in files)
+    return _signature(lines, inodes), _ready_at(files, path, completeness), _look(files)
+
+
+#: A bundle's files as one look found them: each one's name, size, modification time and inode,
+#: what its signature is made of.
+_Look = frozenset[tuple[str, int, int, int]]
+
+
+def _files_of_bundle(bundle: str) -> list[tuple[str, os.stat_result]] | None:
+    """The article file and the photos of a bundle folder, each with its status; None if the
+    folder cannot be listed now."""
+    files: list[tuple[str, os.stat_result]] = []
     try:
         with os.scandir(bundle) as entries:
             for entry in entries:
@@ -475,17 +491,20 @@ def _state_of_bundle(bundle: str, path: str, completeness: Completeness) -> tupl
                 ):
                     continue
                 try:
-                    status = entry.stat()
+                    files.append((name, entry.stat()))
                 except FileNotFoundError:
                     continue
-                lines.append(_stat_line(name, status))
-                inodes.append(f"{name}:{status.st_ino}")
-                ready_at = max(ready_at, completeness.ready_at(f"{path}/{name}", status))
     except OSError:
         return None
-    lines.sort()
-    inodes.sort()
-    return _signature(lines, inodes), ready_at
+    return files
+
+
+def _look(files: list[tuple[str, os.stat_result]]) -> _Look:
+    return frozenset((name, status.st_size, status.st_mtime_ns, status.st_ino) for name, status in files)
+
+
+def _ready_at(files: list[tuple[str, os.stat_result]], path: str, completeness: Completeness) -> float:
+    return max((completeness.ready_at(f"{path}/{name}", status) for name, status in files), default=0.0)
 
 
 def _signature_of_files(directory: Path, names: Iterable[str]) -> str | None:
