@@ -48,12 +48,12 @@ WHY_MISSED = {
         " 50-70x (see the 200 gzip rows). Meeting it for plain 200s takes a smaller document or more cores."
     ),
     "first index build, 100k articles": (
-        "parsing is about 1 ms of Python per article on this machine (YAML front matter about 30%, Markdown"
-        " plus sanitizing about 25%, photo headers about 20%, checks and encoding the rest), spread over both"
-        " cores, so about 50 s is the floor here; the rest is the process writing the index (unpickling"
-        " results, SQLite inserts) competing for the same two cores. It scales with"
-        " cores (slices of 1,000 bundles per worker process). What would meet it: a Rust YAML loader (one"
-        " tried here parsed our front matter 7x faster), or 4 cores, or both."
+        "reading an article is about 0.6 ms of CPU in the worker processes (Markdown, sanitizing and"
+        " placing photos about 30%, front matter about 15%, the two looks at its files 13%, photos 13%) and"
+        " about 0.06 ms in the process writing the index, which competes for the same two cores: about 35 s"
+        " here at best. It scales with cores (slices of 1,000 bundles per worker process). What would meet"
+        " it: 3 or more cores, or bodies rendered by a single native library (Markdown, sanitizing and"
+        " figures in one pass)."
     ),
 }
 PLAIN, GZIP, NOT_MODIFIED = "200", "200 gzip", "304"
