@@ -264,6 +264,12 @@ class _Connection:
                 self.close()
                 if not reuse:
                     raise
+            except BaseException:
+                # Any other failure (refused, timed out) leaves http.client's connection in the
+                # middle of a request, refusing every later one ("Request-sent"): the next
+                # request starts on a new connection.
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +57,7 @@ class Endpoint:
 def endpoints() -> Iterator[Callable[..., Endpoint]]:
     started: list[ThreadingHTTPServer] = []
 
-    def start(answer: Callable[[int], tuple[int, float]] = lambda number: (202, 0.0)) -> Endpoint:
+    def start(answer: Callable[[int], tuple[int, float]] = lambda number: (202, 0.0), port: int = 0) -> Endpoint:
         endpoint = Endpoint(answer)
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,7 +81,7 @@ def endpoints() -> Iterator[Callable[..., Endpoint]]:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append(server)
@@ -185,6 +186,28 @@ def test_purges_wait_for_nothing_and_a_dead_cache_does_not_hold_hubs_long(
     sender.submit(["https://frettir.example.is/feeds/rss.xml"], ["feed:/feeds/rss.xml"])
     wait_until(lambda: bool(hub.received), seconds=2.0)
     assert hub.received[0].at - started < 0.6
+
+
+def test_a_cache_that_comes_up_after_a_refused_purge_gets_the_retry(
+    endpoints: Callable[..., Endpoint],
+    notifier: Callable[..., Notifier],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused connection left http.client's connection mid-request, and every retry then failed
+    with "Request-sent" until the indexer was restarted: a cache started after the service, or
+    restarted once, was never purged again."""
+    monkeypatch.setattr(notify, "FIRST_RETRY_SECONDS", 0.2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sender = notifier([], [f"http://127.0.0.1:{port}/"])
+    sender.submit([], ["feed:/feeds/rss.xml"])
+    wait_until(lambda: any("Connection refused" in line for line in caplog.messages), seconds=5.0)
+    cache = endpoints(lambda number: (200, 0.0), port=port)
+    wait_until(lambda: bool(cache.of("PURGE")), seconds=5.0)
+    assert cache.of("PURGE")[0].headers["xkey-purge"] == "feed:/feeds/rss.xml"
+    assert not any("Request-sent" in line for line in caplog.messages)
 
 
 # -- the announcer beside the real watch loop ----------------------------------------------
