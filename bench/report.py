@@ -23,23 +23,20 @@ GUNICORN_SERVICE = "service under gunicorn gthread"
 #: measures it, so that every run says it. A reason that stops being true must be changed here.
 WHY_MISSED = {
     "cached feed (200) throughput vs nginx plain static": (
-        "the subscription feed is 2.5 times the size it was (128 items, 480 KB on this corpus: its newest 50"
-        " and the rest of the archive period the 50th is in, so that following prev-archive meets every"
-        " article once), and copying it is the bound for both servers; the ratio then rests on nginx's own"
-        " figure, which moved from 13,926 req/s (1k) to 20,789 (100k) in this run for files of the same size,"
-        " while the service's did not (7,556 and 8,712). Met at 1k (0.543x)."
+        "the subscription feed is 2.5 times the size it was before archive periods (128 items, 480 KB on this"
+        " corpus: its newest 50 and the rest of the archive period the 50th is in, so that following"
+        " prev-archive meets every article once), and copying it is the bound for both servers; the ratio"
+        " then rests on nginx's own figure, which moves by half from one run (and one corpus) to the next for"
+        " files of the same size on this shared two-core machine, while the service's moves less."
     ),
     "304 throughput vs nginx 304": (
-        "nginx's figure for the same 304 was 96,746 req/s at 1k and 146,670 at 100k in this one run (45,194"
-        " to 53,293 in the run before), while the service's was 58,792 and 66,155 (26,861 to 29,197 before):"
-        " with wrk and both servers on two cores, the ratio follows nginx's luck. Met at 1k (0.608x)."
+        "a 304 is a few hundred bytes, so both servers spend it on the request itself; nginx's own figure"
+        " for the same 304 moved between 45,000 and 147,000 req/s across our runs, the service's between"
+        " 27,000 and 66,000: with wrk and both servers on two cores, the ratio follows nginx's luck."
     ),
     "memory per worker at 100k (peak RSS)": (
-        "subscription feeds 2.5 times larger (see the first row) made every cached document larger, and the"
-        " 16 MB render cache of this run held more of them. Asked for every feed again after this run, one"
-        " worker under granian peaked at 102 MB, and the same requests in one plain process at 98 MB (the"
-        " imports 50 MB, Python objects about 30 MB, lxml's trees the rest). The default is now 8 MB, with"
-        " which that process peaks at 90 MB; to be measured again in the next run."
+        "every cached document counts: a worker holds up to 8 MB of rendered documents (FEEDS_RENDER_CACHE_MB)"
+        " beside about 50 MB of imports; lower the setting where workers must stay smaller."
     ),
     "cached feed vs naive feedgen-per-request": (
         "a plain 200 carries the whole document (480 KB here), and copying it is the bound on two cores"
