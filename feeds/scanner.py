@@ -158,20 +158,11 @@ class Scanner:
         sync's; a bundle that was stored when its section's turn came and is not in the folder
         then is removed only if it is still absent at the end of that section.
         """
-        sections_found = folders(self.content_dir)
-        if sections_found is None:
-            raise UnreadableContent(f"{self.content_dir}: cannot be listed")
-        parsed = removed = 0
+        parsed = 0
         deferred: dict[str, float] = {}
-        with writer.transaction() as tx:
-            site, site_changed = self._sync_site(tx)
-            sections, sections_changed = self._sync_sections(tx, sections_found)
-            gone = _outside_sections(tx, sections)
-            for path in gone:
-                tx.remove(path)
-            version = tx.bump_version(bool(site_changed or sections_changed or gone))
-        removed += len(gone)
-        yield SyncReport(0, len(gone), (writer.generation, version), {})
+        site, sections, settled, _ = self._settings_step(writer)
+        removed, version = settled.removed, settled.version[1]
+        yield settled
         for section in sections:
             slugs = self._slugs(section)
             if slugs is None:
@@ -212,6 +203,13 @@ class Scanner:
         Returns the report, and whether a whole pass must follow: the site's time zone changed
         (every article is read again) or a section's articles may be published that were not.
         """
+        _, _, report, again = self._settings_step(writer)
+        return report, again
+
+    def _settings_step(self, writer: Writer) -> tuple[Site, list[str], SyncReport, bool]:
+        """`sync_settings` in one transaction, also the first step of a pass in steps: the settings
+        in force, the sections whose articles may be published, the report, and whether a whole
+        pass must follow."""
         sections_found = folders(self.content_dir)
         if sections_found is None:
             raise UnreadableContent(f"{self.content_dir}: cannot be listed")
@@ -224,7 +222,7 @@ class Scanner:
                 tx.remove(path)
             version = tx.bump_version(bool(site_changed or sections_changed or gone))
         again = before is None or before.timezone != site.timezone or not published_before.issuperset(sections)
-        return SyncReport(0, len(gone), (writer.generation, version), {}), again
+        return site, sections, SyncReport(0, len(gone), (writer.generation, version), {}), again
 
     def _slugs(self, section: str) -> list[str] | None:
         """The bundle folders of a section; None, said in the log, if it cannot be listed now (its

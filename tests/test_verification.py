@@ -243,44 +243,6 @@ def test_a_bundle_moved_in_whole_from_outside_shows_without_waiting_to_settle(co
         loop.indexer.release()
 
 
-def test_an_edit_during_the_start_up_pass_does_not_wait_for_it(
-    app: Flask,
-    corpus: Newsroom,
-    run_loop: Callable[[Watcher], None],
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """At a million bundles the pass at start takes half a minute: it goes in steps, and a
-    notified edit is synced between two of them."""
-    publisher: Publisher = app.extensions["feeds"]
-    publisher.sync_now(wait_seconds=0)  # an index left by an earlier run
-    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0)
-    monkeypatch.setattr(scanner, "SCAN_CHUNK", 5)  # steps of five bundles: nine steps in all
-    in_steps = loop.indexer.pass_in_steps
-
-    def slowly(closed: Mapping[str, tuple[int, int]] | None = None) -> Generator[SyncReport, None, SyncReport]:
-        steps = in_steps(closed)
-        while True:
-            time.sleep(0.3)  # a slow disk: the pass takes seconds
-            try:
-                step = next(steps)
-            except StopIteration as done:
-                report: SyncReport = done.value
-                return report
-            yield step
-
-    monkeypatch.setattr(loop.indexer, "pass_in_steps", slowly)
-    with caplog.at_level(logging.INFO):
-        run_loop(loop)
-        corpus.article("innlent", "frett-5", title="Frétt 5, á meðan")
-        wait_until(lambda: title(publisher, "innlent/frett-5") == "Frétt 5, á meðan", "the edit never showed")
-        assert "(in steps)" not in caplog.text, "the edit waited for the pass"
-        wait_until(lambda: "(in steps)" in caplog.text, "the pass never ended")
-    # The pass, whose stored signatures for that section predate the edit, left it as it is.
-    assert title(publisher, "innlent/frett-5") == "Frétt 5, á meðan"
-    assert count(publisher) == 40
-
-
 def slow_steps(loop: Watcher, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whole passes of the loop in steps of five bundles, each taking 0.3 s: a slow disk."""
     monkeypatch.setattr(scanner, "SCAN_CHUNK", 5)
@@ -298,6 +260,30 @@ def slow_steps(loop: Watcher, monkeypatch: pytest.MonkeyPatch) -> None:
             yield step
 
     monkeypatch.setattr(loop.indexer, "pass_in_steps", slowly)
+
+
+def test_an_edit_during_the_start_up_pass_does_not_wait_for_it(
+    app: Flask,
+    corpus: Newsroom,
+    run_loop: Callable[[Watcher], None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a million bundles the pass at start takes half a minute: it goes in steps, and a
+    notified edit is synced between two of them."""
+    publisher: Publisher = app.extensions["feeds"]
+    publisher.sync_now(wait_seconds=0)  # an index left by an earlier run
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0)
+    slow_steps(loop, monkeypatch)  # nine steps, seconds in all
+    with caplog.at_level(logging.INFO):
+        run_loop(loop)
+        corpus.article("innlent", "frett-5", title="Frétt 5, á meðan")
+        wait_until(lambda: title(publisher, "innlent/frett-5") == "Frétt 5, á meðan", "the edit never showed")
+        assert "(in steps)" not in caplog.text, "the edit waited for the pass"
+        wait_until(lambda: "(in steps)" in caplog.text, "the pass never ended")
+    # The pass, whose stored signatures for that section predate the edit, left it as it is.
+    assert title(publisher, "innlent/frett-5") == "Frétt 5, á meðan"
+    assert count(publisher) == 40
 
 
 def test_a_settings_file_saved_again_and_again_neither_holds_off_nor_restarts_the_pass(
