@@ -149,7 +149,9 @@ class Watcher:
                 and self._pass is None
                 and self.indexer.writer is not None
             )
-            if now < attempt_at or not (probe or work.everything or work.bundles or verify or self._pass):
+            if now < attempt_at or not (
+                probe or work.everything or work.settings or work.bundles or verify or self._pass
+            ):
                 continue
             try:
                 if probe:
@@ -249,7 +251,7 @@ class Watcher:
         if problem is None:
             problem = self._integrity_problem()
         if problem is None:
-            if not (work.everything or work.bundles or work.deferred or self._pass):
+            if not (work.everything or work.settings or work.bundles or work.deferred or self._pass):
                 self.indexer.confirm()
             return None
         self._stop_pass()  # a new generation is read whole
@@ -302,7 +304,7 @@ class Watcher:
         due = [next_probe, next_rescan if self._notifications is None else self.verifier.due_at()]
         if work.deferred:
             due.append(now + min(work.deferred.values()) - time.time())
-        if work.bundles or work.everything or self._pass is not None:
+        if work.bundles or work.everything or work.settings or self._pass is not None:
             due.append(attempt_at)
         return min(max(min(due) - now, 0.0), PROBE_SECONDS)
 

@@ -319,6 +319,18 @@ def test_a_settings_file_saved_again_and_again_neither_holds_off_nor_restarts_th
     assert count(publisher) == 40
 
 
+def test_a_saved_settings_file_is_read_at_once_not_at_the_next_probe(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its notification alone wakes the loop: with nothing else to do, it used to wait for the
+    next look at the index's health (a second; here ten)."""
+    monkeypatch.setattr(watcher, "PROBE_SECONDS", 10.0)
+    publisher: Publisher = app.extensions["feeds"]
+    run_loop(Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=0))
+    corpus.section("innlent", "Innlendar fréttir")
+    wait_until(lambda: publisher.store.section("innlent").title == "Innlendar fréttir", "the settings waited", 5.0)
+
+
 def test_a_new_time_zone_reads_every_article_again(
     app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], caplog: pytest.LogCaptureFixture
 ) -> None:
