@@ -220,7 +220,6 @@ class Indexer:
                 while report.deferred and time.monotonic() < deadline:
                     time.sleep(max(min(min(report.deferred.values()) - time.time(), 0.5), 0.05))
                     report = self.scanner.full_pass(writer, completeness)
-            writer.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             writer.close()
             self.files.remove(generation)

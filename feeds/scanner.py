@@ -214,7 +214,7 @@ class Scanner:
         if sections_found is None:
             raise UnreadableContent(f"{self.content_dir}: cannot be listed")
         with writer.transaction() as tx:
-            before, published_before = tx.site(), set(tx.published_sections())
+            before, published_before = tx.site(), tx.published_sections()
             site, site_changed = self._sync_site(tx)
             sections, sections_changed = self._sync_sections(tx, sections_found)
             gone = _outside_sections(tx, sections)

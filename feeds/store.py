@@ -579,9 +579,8 @@ class Writer:
 
     def paths_in(self, section: str) -> list[str]:
         """Every bundle stored under a section folder ("section/slug"), in order."""
-        # "/" sorts just before "0": the range holds exactly the paths that start with "section/".
         rows = self.connection.execute(
-            "SELECT path FROM bundle WHERE path >= ? AND path < ? ORDER BY path", (f"{section}/", f"{section}0")
+            "SELECT path FROM bundle WHERE path >= ? AND path < ? ORDER BY path", _section_range(section)
         )
         return [path for (path,) in rows]
 
@@ -669,10 +668,8 @@ class Transaction:
 
     def signatures_in(self, section: str) -> dict[str, str]:
         """The stored signature of every bundle in a section's folder."""
-        # Paths are "section/slug", and "/" and "0" are neighbours: one range of the path index.
-        rows = self.db.execute(
-            "SELECT path, signature FROM bundle WHERE path >= ? AND path < ?", (f"{section}/", f"{section}0")
-        )
+        query = "SELECT path, signature FROM bundle WHERE path >= ? AND path < ?"
+        rows = self.db.execute(query, _section_range(section))
         return dict(rows.fetchall())
 
     def stored_sections(self) -> list[str]:
@@ -681,7 +678,8 @@ class Transaction:
         row = self.db.execute("SELECT MIN(path) FROM bundle").fetchone()
         while row is not None and row[0] is not None:
             found.append(row[0].partition("/")[0])
-            row = self.db.execute("SELECT MIN(path) FROM bundle WHERE path >= ?", (f"{found[-1]}0",)).fetchone()
+            after = _section_range(found[-1])[1]
+            row = self.db.execute("SELECT MIN(path) FROM bundle WHERE path >= ?", (after,)).fetchone()
         return found
 
     def signatures(self, paths: Iterable[str]) -> dict[str, str]:
@@ -734,6 +732,15 @@ class Transaction:
             self.set_meta("version", version)
             self.set_meta("changed_at", int(time.time()))
         return version
+
+
+def _section_range(section: str) -> tuple[str, str]:
+    """Where a section's bundles lie in the path index, from the first bound up to the second.
+
+    Paths are "section/slug", and "/" sorts just before "0": the range holds exactly the paths
+    that start with "section/", whatever other section names begin the same way.
+    """
+    return f"{section}/", f"{section}0"
 
 
 def _scope_sql(section: str | None, topic: str | None) -> tuple[str, str, str, tuple[str, ...]]:
