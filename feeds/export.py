@@ -409,24 +409,25 @@ class Exporter:
         """Makes each unit's body and writes it unless the same bytes are there; None for a URL the
         service does not answer (any more)."""
         done: list[Done] = []
-        for unit, old in task:
-            relative = file_for(unit.url)
-            if unit.source.rendered:
-                body = self._get(unit.url)
-                if body is None:
-                    done.append((relative, None, "gone"))
-                    continue
-                digest = body_digest(body)
-                if old is not None and old.digest == digest and self._intact(relative, old):
-                    done.append((relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept"))
-                    continue
-                gzipped = compressible(relative)
-                status = self._write(relative, body, gzipped)
-                done.append((relative, Entry(unit.inputs, digest, *status, gzipped), "written"))
-            else:
-                placed = self._place(unit, relative, old)
-                done.append(placed if placed is not None else (relative, None, "gone"))
+        with self.publisher.describing_once():  # a task is one period's documents, in four formats each
+            for unit, old in task:
+                done.append(self._make(unit, old))
         return done
+
+    def _make(self, unit: Unit, old: Entry | None) -> Done:
+        relative = file_for(unit.url)
+        if not unit.source.rendered:
+            placed = self._place(unit, relative, old)
+            return placed if placed is not None else (relative, None, "gone")
+        body = self._get(unit.url)
+        if body is None:
+            return (relative, None, "gone")
+        digest = body_digest(body)
+        if old is not None and old.digest == digest and self._intact(relative, old):
+            return (relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept")
+        gzipped = compressible(relative)
+        status = self._write(relative, body, gzipped)
+        return (relative, Entry(unit.inputs, digest, *status, gzipped), "written")
 
     def _get(self, url: str) -> bytes | None:
         """The body the service answers a GET of `url` with; None for a 404."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -87,6 +88,19 @@ class Health:
     last_change: datetime | None
 
 
+_Description = tuple[str, str, tuple[Article, ...], Archive]
+
+
+@dataclass(slots=True)
+class _Described:
+    """The scopes looked up within a `describing_once` block, valid for one content version and
+    until the next embargo lifts."""
+
+    version: ContentVersion | None = None
+    release: datetime | None = None
+    scopes: dict[tuple[Scope, Site], _Description] = field(default_factory=dict)
+
+
 class Publisher:
     """The one object the web layer talks to."""
 
@@ -105,6 +119,8 @@ class Publisher:
         self._version_read_at = float("-inf")
         self._indexer_seen = (float("-inf"), True)
         self._inline_lock = threading.Lock()
+        #: Per thread: what a `describing_once` block has looked up.
+        self._described = threading.local()
         self._cache_control = edge.cache_control(settings)
         self._archive_cache_control = edge.cache_control(settings, settings.archive_max_age)
 
@@ -229,10 +245,8 @@ class Publisher:
     def feed(self, scope: Scope, base_url: str) -> Feed:
         """The description of a feed or archive document as it stands now; raises NotFound for an
         unknown scope or a month without public articles."""
-        now = self.clock()
         site = self.store.site()
-        title, description = self._words(scope, site, now)
-        articles, archive = self._articles(scope, site, now)
+        title, description, articles, archive = self._describe(scope, site)
         return Feed(
             scope=scope,
             title=title,
@@ -252,11 +266,36 @@ class Publisher:
         )
 
     def listing(self, scope: Scope) -> Listing:
-        now = self.clock()
-        site = self.store.site()
-        title, description = self._words(scope, site, now)
-        articles, archive = self._articles(scope, site, now)
+        title, description, articles, archive = self._describe(scope, self.store.site())
         return Listing(scope, title, description, articles, archive)
+
+    @contextlib.contextmanager
+    def describing_once(self) -> Iterator[None]:
+        """Within the block, in this thread, each scope is looked up in the index once for as long as
+        the content version stays and no embargo lifts: a period's feed in every format and its page
+        are then made from one answer. For batch work such as the export."""
+        self._described.memo = _Described()
+        try:
+            yield
+        finally:
+            del self._described.memo
+
+    def _describe(self, scope: Scope, site: Site) -> _Description:
+        """Title, description, articles and neighbours of a scope now; raises NotFound."""
+        now = self.clock()
+        memo: _Described | None = getattr(self._described, "memo", None)
+        if memo is None:
+            return (*self._words(scope, site, now), *self._articles(scope, site, now))
+        # Read before looking up, as `rendered` does: what is found is never older than the version
+        # a render made from it is filed under.
+        version = self.current_version()
+        if memo.version != version or (memo.release is not None and now >= memo.release):
+            memo.scopes.clear()
+            memo.version, memo.release = version, self.store.next_release(now)
+        found = memo.scopes.get((scope, site))
+        if found is None:
+            found = memo.scopes[scope, site] = (*self._words(scope, site, now), *self._articles(scope, site, now))
+        return found
 
     def _articles(self, scope: Scope, site: Site, now: datetime) -> tuple[tuple[Article, ...], Archive]:
         """The articles of a subscription feed or of an archive period; and the document's neighbours.

@@ -21,7 +21,7 @@ from bench import load, servers
 from feeds import create_app
 from feeds.export import compressible, file_for
 
-from .conftest import Clock, Newsroom
+from .conftest import Clock, Newsroom, parsed
 from .running import need, settle, wait_for
 
 BASE = "https://frettir.example.is"
@@ -228,6 +228,52 @@ def test_a_second_run_after_an_edit_rewrites_only_the_files_whose_bytes_changed(
     reading.close()
     assert b"loft \xc3\xad n\xc3\xb3tt" in (outdir / "feeds" / "rss.xml").read_bytes()
     assert not [path for path in outdir.rglob(".*")], "no temporary file is left"
+
+
+def test_a_period_is_looked_up_once_for_its_files_and_never_filed_under_a_newer_state(
+    app: Flask, room: Newsroom, client: FlaskClient, clock: Clock
+) -> None:
+    """The export makes a period's four files within `describing_once`: one lookup of its articles,
+    and an edit or a lifted embargo meanwhile is never rendered from what was looked up before."""
+    publisher = app.extensions["feeds"]
+    with app.app_context(), publisher.describing_once():
+        assert titles(client, "/feeds/topics/eldgos/rss.xml") == [
+            "Eldflaug skotið á loft",
+            "Eldgos hafið við Sundhnúksgíga",
+        ]
+        looked_up: list[str] = []
+        publisher.store._db()[1].set_trace_callback(looked_up.append)
+        assert titles(client, "/feeds/topics/eldgos/atom.xml") == [
+            "Eldflaug skotið á loft",
+            "Eldgos hafið við Sundhnúksgíga",
+        ]
+        assert client.get("/topics/eldgos/").status_code == 200
+        publisher.store._db()[1].set_trace_callback(None)
+        # Each render still asks when the next embargo lifts, and reads the version and the site.
+        assert looked_up
+        lookups = [sql for sql in looked_up if "published" in sql and not sql.startswith("SELECT MIN(published)")]
+        assert not lookups, "no lookup of the period's articles again"
+
+        room.article("erlent", "eldflaug", title="Eldflaug skotið á loft í nótt", date="2026-10-05T07:30:00Z",
+                     topics=["Norður-Kórea", "Eldgos"])  # fmt: skip
+        assert titles(client, "/feeds/topics/eldgos/feed.json") == [
+            "Eldflaug skotið á loft í nótt",
+            "Eldgos hafið við Sundhnúksgíga",
+        ]
+        assert titles(client, "/feeds/erlent/rss.xml") == ["Eldflaug skotið á loft í nótt", "Kosningar í Norður-Kóreu"]
+
+        clock.advance(days=60)  # past the embargo of "Birtist síðar"
+        assert titles(client, "/feeds/erlent/atom.xml")[0] == "Birtist síðar"
+    # Nothing rendered in the block is stale outside it either.
+    assert titles(client, "/feeds/erlent/rss.xml")[0] == "Birtist síðar"
+    assert titles(client, "/feeds/topics/eldgos/atom.xml")[0] == "Eldflaug skotið á loft í nótt"
+
+
+def titles(client: FlaskClient, url: str) -> list[str]:
+    """The items' titles, as a reader of the format reads them."""
+    if url.endswith(".json"):
+        return [item["title"] for item in client.get(url).get_json()["items"]]
+    return [entry.title for entry in parsed(client, url).entries]
 
 
 def test_a_deleted_article_takes_its_files_with_it(app: Flask, room: Newsroom, tmp_path: Path) -> None:
