@@ -66,6 +66,8 @@ class Archive:
     following: str | None = None
     #: Whether the month is over, so that the document changes only when one of its articles does.
     complete: bool = False
+    #: When the period of an archive document not yet complete ends, and it becomes complete.
+    ends: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

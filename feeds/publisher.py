@@ -93,11 +93,11 @@ _Description = tuple[str, str, tuple[Article, ...], Archive]
 
 @dataclass(slots=True)
 class _Described:
-    """The scopes looked up within a `describing_once` block, valid for one content version and
-    until the next embargo lifts."""
+    """The scopes looked up within a `describing_once` block, valid for one content version, until
+    the next embargo lifts and until the period of any of them ends."""
 
     version: ContentVersion | None = None
-    release: datetime | None = None
+    expires: datetime | None = None
     scopes: dict[tuple[Scope, Site], _Description] = field(default_factory=dict)
 
 
@@ -213,13 +213,15 @@ class Publisher:
             started = time.perf_counter()
             now = self.clock()
             feed = self.feed(scope, base_url)
-            release = self.store.next_release(now)
+            # Rendered again when an embargo lifts, or when the period of an archive document ends.
+            moments = (self.store.next_release(now), feed.archive.ends)
+            expires = min((moment for moment in moments if moment is not None), default=None)
             fresh = Rendered(
                 body=format_.render(feed),
                 content_type=format_.content_type,
                 last_modified=int(feed.updated.timestamp()),
                 version=version,
-                expires=None if release is None else release.timestamp(),
+                expires=None if expires is None else expires.timestamp(),
                 cache_control=self._archive_cache_control if feed.archive.complete else self._cache_control,
                 extra_headers=edge.feed_headers(feed, format_.file_name),
             )
@@ -272,8 +274,8 @@ class Publisher:
     @contextlib.contextmanager
     def describing_once(self) -> Iterator[None]:
         """Within the block, in this thread, each scope is looked up in the index once for as long as
-        the content version stays and no embargo lifts: a period's feed in every format and its page
-        are then made from one answer. For batch work such as the export."""
+        the content version stays, no embargo lifts and no period ends: a period's feed in every
+        format and its page are then made from one answer. For batch work such as the export."""
         self._described.memo = _Described()
         try:
             yield
@@ -289,12 +291,15 @@ class Publisher:
         # Read before looking up, as `rendered` does: what is found is never older than the version
         # a render made from it is filed under.
         version = self.current_version()
-        if memo.version != version or (memo.release is not None and now >= memo.release):
+        if memo.version != version or (memo.expires is not None and now >= memo.expires):
             memo.scopes.clear()
-            memo.version, memo.release = version, self.store.next_release(now)
+            memo.version, memo.expires = version, self.store.next_release(now)
         found = memo.scopes.get((scope, site))
         if found is None:
             found = memo.scopes[scope, site] = (*self._words(scope, site, now), *self._articles(scope, site, now))
+            ends = found[3].ends
+            if ends is not None and (memo.expires is None or ends < memo.expires):
+                memo.expires = ends
         return found
 
     def _articles(self, scope: Scope, site: Site, now: datetime) -> tuple[tuple[Article, ...], Archive]:
@@ -331,6 +336,7 @@ class Publisher:
             previous=None if older is None else plan.period_of(older).name,
             following=None if newer is None else plan.period_of(newer).name,
             complete=end <= now,
+            ends=None if end <= now else end,
         )
         return articles, archive
 

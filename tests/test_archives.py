@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -188,6 +189,22 @@ def test_complete_months_are_kept_long_and_never_change_with_new_articles(
         assert revalidated.status_code == 304
         november = ids(xml(client, "/feeds/archive/2026-11/rss.xml"))
     assert len(november) == 4 and any("bannad" in guid for guid in november)
+
+
+def test_a_month_that_ends_is_complete_without_any_edit(small_app: Flask, clock: Clock) -> None:
+    """A document rendered while its month went on is not answered once the month is over: it now
+    says it is complete, and is kept as long as the other complete ones."""
+    with small_app.test_client() as client:
+        clock.advance(days=10)  # past November's embargo; the next one is on 24 December
+        ongoing = client.get("/feeds/archive/2026-11/feed.json")
+        assert ongoing.get_json()["_archive"]["complete"] is False
+        assert "max-age=60," in ongoing.headers["Cache-Control"]
+        clock.now = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)  # Reykjavík keeps UTC
+        over = client.get("/feeds/archive/2026-11/feed.json")
+        assert over.get_json()["_archive"]["complete"] is True
+        assert "max-age=86400" in over.headers["Cache-Control"]
+        assert over.get_json()["items"] == ongoing.get_json()["items"]
+        assert over.headers["ETag"] != ongoing.headers["ETag"]
 
 
 @pytest.mark.parametrize(
