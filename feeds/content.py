@@ -29,7 +29,9 @@ RESERVED_SECTIONS = frozenset(
 _ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "summary", "images", "draft", "id"})
 _IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "length", "width", "height"})
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+#: A first line `---`, then whole lines up to the first other line `---`. Tried line by line, not
+#: character by character: the front matter of every article passes through it.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n((?:.*\n)*?)---[ \t]*(?:\r?\n|\Z)")
 
 
 def read_site(root: Path) -> Site:
@@ -94,7 +96,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
     if draft:
         return None
 
-    title = markup.one_line(_required_text(meta, "title", name))
+    title = _one_line(_required_text(meta, "title", name))
     if not title:
         raise ContentError(name, "title is empty")
     zone = ZoneInfo(site.timezone)
@@ -116,7 +118,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
             # The article goes out without it; check and /healthz name it.
             refused.append(error)
     images = tuple(found)
-    summary = markup.one_line(_text(meta, "summary", name))
+    summary = _one_line(_text(meta, "summary", name))
     try:
         rendered = markup.render_body(
             body, page_path, images, frozenset(_file_of(error) for error in refused), lede=not summary
@@ -204,6 +206,11 @@ def _text(meta: Mapping[str, Any], key: str, name: str) -> str:
     return markup.clean_text(str(value)).strip()
 
 
+def _one_line(text: str) -> str:
+    """`markup.one_line` of text that `_text` has already cleaned."""
+    return " ".join(text.split())
+
+
 def _required_text(meta: Mapping[str, Any], key: str, name: str) -> str:
     value = _text(meta, key, name)
     if not value:
@@ -240,11 +247,11 @@ def _date(meta: Mapping[str, Any], key: str, name: str, zone: ZoneInfo) -> datet
 def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name: str) -> Image:
     where = f"images[{number}]"
     _reject_unknown(entry, _IMAGE_KEYS, f"{name}: {where}")
-    caption = markup.one_line(_text(entry, "caption", name))
-    credit = markup.one_line(_text(entry, "credit", name))
+    caption = _one_line(_text(entry, "caption", name))
+    credit = _one_line(_text(entry, "credit", name))
     if not caption or not credit:
         raise ContentError(name, f"{where} needs both a caption and a credit")
-    alt = markup.one_line(_text(entry, "alt", name))
+    alt = _one_line(_text(entry, "alt", name))
     file_name, url = _text(entry, "file", name), _text(entry, "url", name)
     if bool(file_name) == bool(url):
         raise ContentError(name, f"{where} needs either file or url")

@@ -197,6 +197,8 @@ class _Layout:
 def _lay_out(source: str) -> _Layout:
     photos_by_block: list[tuple[int, list[tuple[tuple[int, int], str, str]]]] = []
     block_photos: list[tuple[tuple[int, int], str, str]] = []
+    # Without a photo to place, only the first paragraph is wanted: the walk stops there.
+    places_photos = "![" in source
     first_paragraph: list[str] | None = None
     paragraph_text: list[str] | None = None
     image: tuple[tuple[int, int], str, list[str]] | None = None
@@ -220,6 +222,8 @@ def _lay_out(source: str) -> _Layout:
                     block_photos = []
                 if paragraph_text is not None and "".join(paragraph_text).strip():
                     first_paragraph = paragraph_text
+                    if not places_photos:
+                        break
                 paragraph_text = None
         elif kind in ("Text", "Code"):
             target = image[2] if image is not None else paragraph_text

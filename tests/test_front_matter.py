@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
 import yaml
 
 from feeds import front_matter
+from feeds.content import _FRONT_MATTER
 
 KEYS = ["title", "date", "id", "_x", "a1", "Title", "k"]
 ODD_KEYS = ["yes", "on", "null", "True", "12", "key-dash", "ð"]
@@ -142,3 +144,23 @@ def test_other_shapes_go_to_pyyaml(text: str) -> None:
 def test_a_list_that_contains_itself_is_refused_with_a_reason() -> None:
     with pytest.raises(yaml.YAMLError, match="contains itself"):
         front_matter.load("a: &x [*x]\n")
+
+
+#: How the front matter block was found before it was tried line by line: the meaning to keep.
+BLOCK_BY_CHARACTERS = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+LINES = ["---", "--- ", "---\t", "----", " ---", "---x", "--", "", "title: Þing", "a: b\r", "---\r", "- x", "\t"]
+
+
+def test_the_front_matter_block_is_found_where_it_always_was() -> None:
+    """The article file's first `---` line up to the next: the same span as the pattern tried at
+    every character, over generated files of every kind of line and line ending."""
+    generator = random.Random(5005)
+    texts = ["---\n---\n", "---\n---", "---\r\n---\r\n", "---\na: b\n", "a\n---\n---\n", "---\n\n---\nx"]
+    for _ in range(20_000):
+        lines = generator.choices(LINES, k=generator.randint(0, 8))
+        ending = generator.choice(["\n", "\r\n"])
+        texts.append(ending.join(lines) + generator.choice(["", ending]))
+    for text in texts:
+        before, now = BLOCK_BY_CHARACTERS.match(text), _FRONT_MATTER.match(text)
+        assert (before and (before[1], before.end())) == (now and (now[1], now.end())), repr(text)
+    assert sum(BLOCK_BY_CHARACTERS.match(text) is not None for text in texts) > 2_000
