@@ -8,6 +8,7 @@ feed (index query) and to render it as RSS, each over RUNS fresh Feed objects.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -37,6 +38,8 @@ class IndexTiming:
     reported_s: float | None
     #: The last line it printed.
     output: str
+    #: Whether the page cache was emptied just before (`time_index`'s `cold`).
+    cold: bool = False
 
 
 def time_render(content_dir: Path, cache_dir: Path, runs: int) -> RenderTiming:
@@ -44,17 +47,34 @@ def time_render(content_dir: Path, cache_dir: Path, runs: int) -> RenderTiming:
     return RenderTiming(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def time_index(content_dir: Path, cache_dir: Path, timeout: float) -> IndexTiming:
-    """Runs `flask --app app index` (or a plain sync if the command does not exist yet) and times it."""
+def time_index(content_dir: Path, cache_dir: Path, timeout: float, cold: bool = False) -> IndexTiming:
+    """Runs `flask --app app index` (or a plain sync if the command does not exist yet) and times it.
+
+    With `cold`, the kernel's page cache is emptied first (see `drop_page_cache`), so that the corpus
+    is read from disk, as on a new node; `IndexTiming.cold` says whether that could be done.
+    """
     flask = [str(BIN / "flask"), "--app", "app"]
     has_command = " index " in _run([*flask, "--help"], content_dir, cache_dir, 60).stdout
     command = [*flask, "index"] if has_command else [str(BIN / "python"), "-m", "bench.inprocess", "index"]
+    dropped = drop_page_cache() if cold else False
     started = time.perf_counter()
     done = _run(command, content_dir, cache_dir, timeout)
     wall = time.perf_counter() - started
     output = (done.stdout.strip() or done.stderr.strip() or "(no output)").splitlines()[-1]  # its summary line
     said = re.search(r"in (\d+(?:\.\d+)?) ?s\b", output)
-    return IndexTiming(wall, float(said[1]) if said else None, output)
+    return IndexTiming(wall, float(said[1]) if said else None, output, dropped)
+
+
+def drop_page_cache() -> bool:
+    """Writes out and drops the kernel's page cache, dentries and inodes; False where this process
+    may not (it takes root). A first build's time depends on it: the same corpus and command took
+    49 s just after other benchmarks had pushed the corpus out of memory, and 37 s with it in memory."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n", encoding="ascii")
+    except OSError:
+        return False
+    return True
 
 
 def _run(command: list[str], content_dir: Path, cache_dir: Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -358,7 +358,8 @@ def _method() -> list[str]:
         " is reported apart.",
         "- Server choice: on the 1k corpus, the same service under gunicorn (gthread, 2 workers, 4 threads) with"
         " the same load, beside granian.",
-        "- First index build: `flask --app app index` against an empty cache dir, wall time of the command.",
+        "- First index build: `flask --app app index` against an empty cache dir, wall time of the command, just"
+        " after emptying the kernel's page cache (when the bench runs as root; the row says whether it could).",
         "- Warm start: from starting the server, index already built, until /feeds/rss.xml first answers 200;"
         " load starts once the server's processes have used under 10% of a core for 1 s (at most 2 min).",
         "- Edit to visible: the newest article's title rewritten (write to a temp file + `os.replace`, or an in-place"

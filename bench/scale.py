@@ -47,9 +47,15 @@ def run(work: Path, articles: int, idle_seconds: float, edits: int, wrk_seconds:
     shutil.rmtree(run_dir, ignore_errors=True)
     cache = run_dir / "cache"
     try:
-        built = inprocess.time_index(content, cache, timeout=3600)
+        built = inprocess.time_index(content, cache, timeout=3600, cold=True)
         target = "≤ 30 s" if articles <= 100_000 else "≤ 5 min" if articles <= 1_000_000 else ""
-        scale.add("first build", f"{built.wall_s:.1f} s", f"`{built.output}`", target=target)
+        memory = "page cache emptied first: the corpus read from disk" if built.cold else "page cache as it was"
+        scale.add(f"first build ({memory})", f"{built.wall_s:.1f} s", f"`{built.output}`", target=target)
+        if articles <= 100_000:  # a million take minutes more
+            shutil.rmtree(cache)
+            warm = inprocess.time_index(content, cache, timeout=3600)
+            again = "first build again, fresh cache dir, the corpus in memory"
+            scale.add(again, f"{warm.wall_s:.1f} s", f"`{warm.output}`")
         server = servers.start_service(content, cache, run_dir / "service.log")
         scale.add("warm start: start → first 200", f"{server.wait_ready(FEED, 600):.2f} s", target="≤ 2 s")
         busy = server.wait_idle(1800, interval=1.0, share=0.05)
