@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -156,9 +157,11 @@ def _file_of(error: PhotoRefused) -> str:
 def _read_front_matter(path: Path, name: str, root: Path | None = None) -> tuple[Mapping[str, Any], str]:
     """The front matter and the body of the file; with `root`, a link out of it is refused."""
     try:
-        raw = path.read_bytes() if root is None else _read_inside(str(path), root)
+        raw = _read_inside(str(path), root)
     except _LeadsOutside:
         raise ContentError(name, "article file leads outside the content directory") from None
+    except _NotRegular:
+        raise ContentError(name, "is not a regular file") from None
     except FileNotFoundError:
         raise ContentError(name, "file is missing") from None
     except OSError as error:
@@ -266,6 +269,8 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
         size = measure(_read_inside(f"{root}/{bundle}/{file_name}", root), file_name)
     except _LeadsOutside:
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory") from None
+    except _NotRegular:
+        raise ContentError(f"{bundle}/{file_name}", "listed photo is not a regular file") from None
     except (FileNotFoundError, IsADirectoryError):
         raise ContentError(f"{bundle}/{file_name}", "listed photo is missing") from None
     except PhotoRefused as error:
@@ -309,25 +314,37 @@ class _LeadsOutside(Exception):
     """The file is a link that leads out of the content directory."""
 
 
-def _read_inside(path: str, root: Path) -> bytes:
-    """The bytes of the file at `path`; raises _LeadsOutside for a link that leads out of `root`,
-    and OSError as reading does.
+class _NotRegular(Exception):
+    """The name is not a regular file's: a named pipe, a device, a socket."""
+
+
+#: Never waits to open: a named pipe opened for reading would wait for a writer for ever.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _read_inside(path: str, root: Path | None) -> bytes:
+    """The bytes of the regular file at `path`; raises _LeadsOutside for a link that leads out of
+    `root` (with `root` None, links are followed), _NotRegular for anything but a regular file, and
+    OSError as reading does.
 
     Section and bundle folders are never links (the index skips those), so only the file itself
     can lead elsewhere: it is opened without following a link, and only a link is looked into.
     One open, one fstat and the reads; this runs for every file of every article in a first build.
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        descriptor = os.open(path, _OPEN_FLAGS | (0 if root is None else os.O_NOFOLLOW))
     except OSError as error:
-        if error.errno != errno.ELOOP:
+        if error.errno != errno.ELOOP or root is None:
             raise
         if not inside(path, root):
             raise _LeadsOutside(path) from None
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        descriptor = os.open(path, _OPEN_FLAGS)
     try:
         parts = []
-        wanted = os.fstat(descriptor).st_size + 1
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise _NotRegular(path)
+        wanted = status.st_size + 1
         while part := os.read(descriptor, wanted):
             parts.append(part)
             wanted = 1 << 16

@@ -38,6 +38,11 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
     (newsroom.root / "innlent/tengd-grein").mkdir()
     os.symlink(outside_article, newsroom.root / "innlent/tengd-grein/index.md")
     os.symlink(tmp_path, newsroom.root / "innlent/tengd-mappa")
+    # Named pipes: opened for reading, each would wait for a writer for ever.
+    (newsroom.root / "innlent/pipa").mkdir()
+    os.mkfifo(newsroom.root / "innlent/pipa/index.md")
+    newsroom.article("innlent", "pipu-mynd", images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}])
+    os.mkfifo(newsroom.root / "innlent/pipu-mynd/mynd.jpg")
     return {
         "innlent/brotid-yaml/index.md": "broken YAML front matter at line 3",
         "innlent/enginn-titill/index.md": "title is missing",
@@ -48,6 +53,8 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
         "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",
         "innlent/enginn-haus/index.md": "does not start with a front matter block",
         "innlent/tengd-grein/index.md": "article file leads outside the content directory",
+        "innlent/pipa/index.md": "is not a regular file",
+        "innlent/pipu-mynd/mynd.jpg": "listed photo is not a regular file",
     }
 
 
@@ -126,6 +133,17 @@ def test_broken_site_settings_keep_the_articles_published(newsroom: Newsroom, cl
     newsroom.write("_index.md", "---\ntitle: [\n---\n")
     newsroom.article("innlent", "frett", title="Frétt birtist samt")
     assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Frétt birtist samt"]
+
+
+def test_site_settings_that_are_a_named_pipe_keep_the_articles_published(
+    newsroom: Newsroom, app: Flask, client: FlaskClient
+) -> None:
+    (newsroom.root / "_index.md").unlink()
+    os.mkfifo(newsroom.root / "_index.md")
+    newsroom.article("innlent", "frett", title="Frétt birtist samt")
+    assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Frétt birtist samt"]
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert "_index.md: is not a regular file" in result.stdout
 
 
 def test_a_fixed_article_comes_back(newsroom: Newsroom, client: FlaskClient) -> None:
