@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import front_matter, markup
 from .dates import parse_date
 from .errors import ContentError, PhotoRefused
-from .images import PHOTO_SUFFIXES, measure
+from .images import MAX_PHOTO_BYTES, PHOTO_SUFFIXES, measure
 from .model import Article, Image, Section, Site, Topic
 from .slugs import SLUG_PATTERN, slugify
 
@@ -32,6 +33,9 @@ _IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "len
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 #: A first line `---`, then whole lines up to the first other line `---`. Tried line by line, not
 #: character by character: the front matter of every article passes through it.
+#: The most an article or settings file may hold: a long article is a hundred kilobytes, and each
+#: file is read whole into memory, in a worker process whose share of the indexer's is small.
+MAX_TEXT_BYTES = 4_000_000
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n((?:.*\n)*?)---[ \t]*(?:\r?\n|\Z)")
 
 
@@ -162,6 +166,8 @@ def _read_front_matter(path: Path, name: str, root: Path | None = None) -> tuple
         raise ContentError(name, "article file leads outside the content directory") from None
     except _NotRegular:
         raise ContentError(name, "is not a regular file") from None
+    except _TooLarge as error:
+        raise ContentError(name, str(error)) from None
     except FileNotFoundError:
         raise ContentError(name, "file is missing") from None
     except OSError as error:
@@ -266,11 +272,14 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
     if "." + file_name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES:
         raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
     try:
-        size = measure(_read_inside(f"{root}/{bundle}/{file_name}", root), file_name)
+        size = measure(_read_inside(f"{root}/{bundle}/{file_name}", root, MAX_PHOTO_BYTES), file_name)
     except _LeadsOutside:
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory") from None
     except _NotRegular:
         raise ContentError(f"{bundle}/{file_name}", "listed photo is not a regular file") from None
+    except _TooLarge as error:
+        # As a photo of too many pixels: the article goes out without it.
+        raise PhotoRefused(f"{bundle}/{file_name}", f"refused: {error}") from None
     except (FileNotFoundError, IsADirectoryError):
         raise ContentError(f"{bundle}/{file_name}", "listed photo is missing") from None
     except PhotoRefused as error:
@@ -278,7 +287,8 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
     except (OSError, ValueError) as error:
         raise ContentError(f"{bundle}/{file_name}", str(error)) from None
     return Image(
-        src=f"/{bundle}/{file_name}",
+        # A URL, not a file name: a photo named "Þingvellir í sól.jpg" is "%C3%9Eingvellir%20%C3%AD%20s%C3%B3l.jpg".
+        src=f"/{bundle}/{quote(file_name)}",
         file=file_name,
         media_type=size.media_type,
         length=size.length,
@@ -318,14 +328,21 @@ class _NotRegular(Exception):
     """The name is not a regular file's: a named pipe, a device, a socket."""
 
 
+class _TooLarge(Exception):
+    """The file is larger than a file of its kind may be."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"is {size:,} bytes, more than the {limit:,} it may have")
+
+
 #: Never waits to open: a named pipe opened for reading would wait for a writer for ever.
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def _read_inside(path: str, root: Path | None) -> bytes:
+def _read_inside(path: str, root: Path | None, limit: int = MAX_TEXT_BYTES) -> bytes:
     """The bytes of the regular file at `path`; raises _LeadsOutside for a link that leads out of
-    `root` (with `root` None, links are followed), _NotRegular for anything but a regular file, and
-    OSError as reading does.
+    `root` (with `root` None, links are followed), _NotRegular for anything but a regular file,
+    _TooLarge past `limit` bytes (before reading it whole into memory), and OSError as reading does.
 
     Section and bundle folders are never links (the index skips those), so only the file itself
     can lead elsewhere: it is opened without following a link, and only a link is looked into.
@@ -344,9 +361,14 @@ def _read_inside(path: str, root: Path | None) -> bytes:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise _NotRegular(path)
-        wanted = status.st_size + 1
+        if status.st_size > limit:
+            raise _TooLarge(status.st_size, limit)
+        wanted, total = status.st_size + 1, 0
         while part := os.read(descriptor, wanted):
             parts.append(part)
+            total += len(part)
+            if total > limit:  # it grew while being read
+                raise _TooLarge(total, limit)
             wanted = 1 << 16
         return b"".join(parts)
     finally:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import click
@@ -187,8 +187,9 @@ class Report:
 
 
 def file_for(url: str) -> str:
-    """The file that holds a URL, relative to the export folder: "/innlent/" is "innlent/index.html"."""
-    path = url.lstrip("/")
+    """The file that holds a URL, relative to the export folder: "/innlent/" is "innlent/index.html",
+    "/innlent/gos/%C3%9Eingvellir.jpg" is "innlent/gos/Þingvellir.jpg" (a web server decodes the path)."""
+    path = unquote(url.lstrip("/"))
     return f"{path}index.html" if url.endswith("/") else path
 
 

@@ -17,6 +17,9 @@ PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
 
 #: The most pixels a photo may have; more are refused rather than decoded.
 MAX_PIXELS = 60_000_000
+#: The most a photo file may hold: read whole into memory to be hashed and checked, and about what
+#: MAX_PIXELS take stored without loss (a 60-megapixel PNG of a photo runs to 100–200 MB).
+MAX_PHOTO_BYTES = 200_000_000
 
 
 @dataclass(frozen=True, slots=True)

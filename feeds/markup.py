@@ -6,7 +6,7 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 import pyromark
@@ -144,7 +144,10 @@ def render_body(
     summary of its own), which spares reading the body's structure when it places no photo.
     """
     by_reference: Mapping[str, Image] = {
-        reference: image for image in images for reference in (image.file, image.src) if reference is not None
+        reference: image
+        for image in images
+        for reference in (image.file, image.file and quote(image.file), image.src)
+        if reference is not None
     }
     source = clean_text(markdown)
     # Every way Markdown places an image begins with "![".

@@ -11,6 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feeds.content import MAX_TEXT_BYTES
+from feeds.images import MAX_PHOTO_BYTES
+
 from .conftest import Newsroom, front_matter, parsed, status
 
 GOOD = "Fyrsta málsgrein."
@@ -144,6 +147,32 @@ def test_site_settings_that_are_a_named_pipe_keep_the_articles_published(
     assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Frétt birtist samt"]
     result = app.test_cli_runner().invoke(args=["check"])
     assert "_index.md: is not a regular file" in result.stdout
+
+
+def test_files_too_large_to_read_are_refused_before_they_are_read(
+    newsroom: Newsroom, app: Flask, client: FlaskClient
+) -> None:
+    """A file is read whole into memory: one of gigabytes (a video named .jpg, a runaway export)
+    must not take the indexer's memory, and is named instead; the photo's article goes out without it."""
+    images = [
+        {"file": "risastor.jpg", "caption": "Of stór.", "credit": "AFP"},
+        {"file": "hæfileg.jpg", "caption": "Hæfileg mynd.", "credit": "Ljósmynd/Jón Pétursson"},
+    ]
+    newsroom.article("innlent", "risamynd", title="Frétt með risamynd", images=images)
+    newsroom.photo("innlent", "risamynd", "hæfileg.jpg")
+    with open(newsroom.photo("innlent", "risamynd", "risastor.jpg"), "r+b") as photo:
+        photo.truncate(MAX_PHOTO_BYTES + 1)  # a JPEG's start, then a sparse tail: no disk taken
+    with open(newsroom.article("innlent", "risagrein", title="Of löng"), "r+b") as article:
+        article.truncate(MAX_TEXT_BYTES + 1)
+
+    result = parsed(client, "/feeds/rss.xml")
+    assert [entry.title for entry in result.entries] == ["Frétt með risamynd"]
+    assert [link.href for link in result.entries[0].enclosures] == [
+        "http://localhost/innlent/risamynd/h%C3%A6fileg.jpg"
+    ]
+    reported = app.test_cli_runner().invoke(args=["check"]).stdout
+    assert f"innlent/risamynd/risastor.jpg: refused: is {MAX_PHOTO_BYTES + 1:,} bytes, more than the" in reported
+    assert f"innlent/risagrein/index.md: is {MAX_TEXT_BYTES + 1:,} bytes, more than the" in reported
 
 
 def test_a_fixed_article_comes_back(newsroom: Newsroom, client: FlaskClient) -> None:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import Result
@@ -43,9 +44,10 @@ def room(newsroom: Newsroom) -> Newsroom:
         authors=["Anna Jónsdóttir", "Páll Ólafsson"],
         images=[
             {"file": "gos.jpg", "caption": "Hraunið rennur til vesturs.", "credit": "Ljósmynd/Jón Pétursson"},
-            {"file": "kort.png", "caption": "Kort af svæðinu.", "credit": "Veðurstofa Íslands"},
+            # A file name that is no URL as it stands: the export's file and the service's URL must meet.
+            {"file": "Kort af svæðinu.png", "caption": "Kort af svæðinu.", "credit": "Veðurstofa Íslands"},
         ],
-        photos={"gos.jpg": (800, 500), "kort.png": (700, 700)},
+        photos={"gos.jpg": (800, 500), "Kort af svæðinu.png": (700, 700)},
         body="Eldgos hófst í kvöld.\n\n![Glóandi hraun](gos.jpg)\n\nÞað sést frá Þingvöllum.",
     )
     newsroom.article(
@@ -164,6 +166,7 @@ def test_every_reachable_url_is_served_by_nginx_as_the_service_serves_it(
         "archive page": "/innlent/archive/2026-03/",
         "archive feed": "/feeds/innlent/archive/2026-03/atom.xml",
         "photo": "/innlent/eldgos-hafid/gos.jpg",
+        "photo named in Icelandic": "/innlent/eldgos-hafid/Kort%20af%20sv%C3%A6%C3%B0inu.png",
         "rendition": "/innlent/eldgos-hafid/320w-",
         "OPML": "/feeds.opml",
         "JSON Feed": "/feeds/innlent/feed.json",
@@ -299,8 +302,8 @@ def test_a_photo_the_service_sends_is_the_same_file(app: Flask, client: FlaskCli
     export(app, outdir)
     for name in ("innlent/eldgos-hafid/gos.jpg", "innlent/thingvellir/stofa.jpg"):
         assert (outdir / name).read_bytes() == live(client, "/" + name)[2]
-    rendition = next((outdir / "innlent" / "eldgos-hafid").glob("320w-*/kort.png"))
-    status, headers, body = live(client, "/" + str(rendition.relative_to(outdir)))
+    rendition = next((outdir / "innlent" / "eldgos-hafid").glob("320w-*/Kort af svæðinu.png"))
+    status, headers, body = live(client, "/" + quote(str(rendition.relative_to(outdir))))
     assert (status, headers["content-type"], body) == (200, "image/png", rendition.read_bytes())
 
 

@@ -224,3 +224,35 @@ def test_fixing_a_refused_photo_brings_it_back(newsroom: Newsroom, app: Flask, c
 
 def test_rendition_widths_are_few_and_ascending() -> None:
     assert list(RENDITION_WIDTHS) == sorted(RENDITION_WIDTHS) and len(RENDITION_WIDTHS) <= 4
+
+
+def test_a_photo_named_in_icelandic_with_spaces_has_urls_that_every_client_can_fetch(
+    newsroom: Newsroom, client: FlaskClient
+) -> None:
+    """A file name is not a URL: "Þingvellir í sól.jpg" is percent-encoded wherever it is linked (a
+    space would end a URL in srcset, and an enclosure's url must be a URI), and each link fetches it."""
+    original = noisy_jpeg((800, 500))
+    newsroom.write("innlent/thing/Þingvellir í sól.jpg", original)
+    newsroom.article(
+        "innlent",
+        "thing",
+        body="Fyrsta málsgrein.\n\n![Sól](<Þingvellir í sól.jpg>)\n\nÖnnur málsgrein.",
+        images=[{"file": "Þingvellir í sól.jpg", "caption": "Sól á Þingvöllum.", "credit": "Ljósmynd/Jón Pétursson"}],
+    )
+    encoded = "/innlent/thing/%C3%9Eingvellir%20%C3%AD%20s%C3%B3l.jpg"
+    rss, atom = xml(client, "/feeds/rss.xml"), xml(client, "/feeds/atom.xml")
+    attachments = json.loads(get_ok(client, "/feeds/feed.json"))["items"][0]["attachments"]
+    photo_urls = [
+        *xpath_strings(rss, "//item/enclosure/@url | //item/media:content/@url"),
+        *xpath_strings(atom, "//atom:entry/atom:link[@rel='enclosure']/@href"),
+        *(attachment["url"] for attachment in attachments),
+    ]
+    assert photo_urls == [f"http://localhost{encoded}"] * 4
+    [(figure, _)] = [candidate for candidate in srcset(client, "/innlent/thing/")[0] if candidate[1] == 800]
+    assert figure == f"http://localhost{encoded}"
+    offered = [url for candidates in srcset(client, "/innlent/thing/") for url, _ in candidates]
+    offered += xpath_strings(html.fromstring(get_ok(client, "/innlent/thing/")), "//article//img/@src")
+    assert len(offered) == 4 and all(url.isascii() and " " not in url for url in offered), offered
+    for url in offered:
+        assert status(client, url.removeprefix("http://localhost")) == 200, url
+    assert get_ok(client, encoded) == original
