@@ -38,6 +38,11 @@ _RFC3339 = re.compile(
 )
 
 
+#: The years an article may be dated in. Python's dates end at years 1 and 9999, and a date there
+#: cannot be moved into another zone or have its month's end found (an archive period).
+FIRST_YEAR, LAST_YEAR = 1000, 9998
+
+
 def parse_date(text: str, zone: tzinfo) -> datetime:
     """An aware UTC datetime; a time written without a zone is read in `zone`.
 
@@ -48,6 +53,8 @@ def parse_date(text: str, zone: tzinfo) -> datetime:
         local = _read(text)
     except ValueError as error:
         raise ValueError(f"unreadable date {text!r}: {error}") from None
+    if not FIRST_YEAR <= local.year <= LAST_YEAR:
+        raise ValueError(f"date {text!r} is out of range: the year must be from {FIRST_YEAR} to {LAST_YEAR}")
     if local.tzinfo is None:
         local = local.replace(tzinfo=zone)
     return local.astimezone(UTC)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .dates import ICELANDIC_MONTHS
+from .dates import FIRST_YEAR, ICELANDIC_MONTHS, LAST_YEAR
 
 MONTH, DAY, HOUR = 0, 1, 2
 _NAME = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])(?:-([0-3][0-9])(?:T([0-2][0-9]))?)?$")
@@ -95,6 +95,8 @@ def parse(name: str) -> Period:
     if match is None:
         raise ValueError(f"{name!r} is not a period like 2023-09, 2023-09-17 or 2023-09-17T14")
     year, month = int(match[1]), int(match[2])
+    if not FIRST_YEAR <= year <= LAST_YEAR:  # no article is dated there, and its end cannot be told
+        raise ValueError(f"{name!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     day = None if match[3] is None else int(match[3])
     hour = None if match[4] is None else int(match[4])
     try:

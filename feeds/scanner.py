@@ -429,6 +429,12 @@ def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:
         article = read_article(Path(root), section, slug, site)
     except ContentError as error:
         return Bundle.broken(path, section, signature, str(error))
+    except Exception as error:
+        # A fault of the reader's own on one bundle (some input it was not ready for) leaves that
+        # article out, named, as broken content is; raised, it would stop every pass at this bundle.
+        log.exception("%s: reading it failed", path)
+        reason = f"could not be read ({type(error).__name__}: {error}); please report this"
+        return Bundle.broken(path, section, signature, f"{path}/{ARTICLE_FILE}: {reason}")
     return Bundle.of(path, section, signature, article)
 
 

@@ -11,8 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feeds.content import MAX_TEXT_BYTES
+from feeds import scanner
+from feeds.content import MAX_TEXT_BYTES, read_article
 from feeds.images import MAX_PHOTO_BYTES
+from feeds.model import Article, Site
 
 from .conftest import Newsroom, front_matter, parsed, status
 
@@ -26,6 +28,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
     newsroom.article("innlent", "enginn-titill", title="")
     newsroom.write("innlent/engin-dagsetning/index.md", front_matter({"title": "Án dagsetningar"}) + GOOD)
     newsroom.article("innlent", "oskiljanleg-dagsetning", date="32. mars 2024")
+    newsroom.article("innlent", "fyrir-krist", date="0001-01-01T00:00:00Z")  # cannot be moved into a zone
     newsroom.write(
         "innlent/ekki-utf8/index.md",
         (front_matter({"title": "Frétt", "date": "2026-01-01T00:00:00Z"}) + "Fréttir").encode("latin-1"),
@@ -51,6 +54,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
         "innlent/enginn-titill/index.md": "title is missing",
         "innlent/engin-dagsetning/index.md": "date is missing",
         "innlent/oskiljanleg-dagsetning/index.md": "date: unreadable date '32. mars 2024'",
+        "innlent/fyrir-krist/index.md": "date: date '0001-01-01T00:00:00Z' is out of range: the year must be from",
         "innlent/ekki-utf8/index.md": "is not UTF-8 text (byte 0xe9",
         "innlent/mynd-vantar/engin.jpg": "listed photo is missing",
         "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",
@@ -173,6 +177,32 @@ def test_files_too_large_to_read_are_refused_before_they_are_read(
     reported = app.test_cli_runner().invoke(args=["check"]).stdout
     assert f"innlent/risamynd/risastor.jpg: refused: is {MAX_PHOTO_BYTES + 1:,} bytes, more than the" in reported
     assert f"innlent/risagrein/index.md: is {MAX_TEXT_BYTES + 1:,} bytes, more than the" in reported
+
+
+def test_a_fault_of_the_reader_on_one_article_leaves_out_that_article_alone(
+    newsroom: Newsroom, app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever reading one bundle raises, the others are published and the one is named."""
+    newsroom.article("innlent", "heil", title="Heil frétt")
+    newsroom.article("innlent", "gallud", title="Frétt sem lesarinn ræður ekki við")
+
+    def faulty(root: Path, section: str, slug: str, site: Site) -> Article | None:
+        if slug == "gallud":
+            raise OverflowError("date value out of range")
+        return read_article(root, section, slug, site)
+
+    monkeypatch.setattr(scanner, "read_article", faulty)
+    assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Heil frétt"]
+    reported = app.test_cli_runner().invoke(args=["check"]).stdout
+    assert "innlent/gallud/index.md: could not be read (OverflowError: date value out of range)" in reported
+
+
+@pytest.mark.parametrize(
+    "url", ["/feeds/archive/9999-12/rss.xml", "/archive/0999-12/", "/feeds/archive/0001-01/atom.xml"]
+)
+def test_archive_periods_beyond_the_years_of_articles_are_not_found(client: FlaskClient, url: str) -> None:
+    # The end of December 9999 cannot be told: it was an error, not a 404.
+    assert status(client, url) == 404
 
 
 def test_a_fixed_article_comes_back(newsroom: Newsroom, client: FlaskClient) -> None:
