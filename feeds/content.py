@@ -128,7 +128,7 @@ def read_article(root: Path, section: str, slug: str, site: Site) -> Article | N
         rendered = markup.render_body(
             body, page_path, images, frozenset(_file_of(error) for error in refused), lede=not summary
         )
-    except markup.UnknownPhoto as error:
+    except (markup.UnknownPhoto, markup.BodyRefused) as error:
         raise ContentError(name, str(error)) from None
     topics: dict[str, Topic] = {}
     for topic_name in _list(meta, "topics", name):

@@ -82,6 +82,34 @@ class UnknownPhoto(ValueError):
     """The body shows a photo that is not listed under `images`."""
 
 
+class BodyRefused(ValueError):
+    """The body's HTML is larger than MAX_HTML_BYTES, or nests its elements deeper than MAX_DEPTH."""
+
+
+#: How large a body's HTML may be: Markdown can multiply its size (a line of 200 `>` is 200
+#: quotes), and the HTML is stored, and sent in every feed that holds the article.
+MAX_HTML_BYTES = 4_000_000
+
+
+#: How deep a body's elements may nest. The sanitizer's parser takes time that grows with the square
+#: of the depth for most block elements (100,000 nested quotes, a 100 KB body, took a minute);
+#: an article needs a few levels.
+MAX_DEPTH = 200
+#: Bodies with at most this many tags are not measured: at that depth the parser still takes
+#: milliseconds, and most bodies have a few dozen tags.
+_TAGS_UNMEASURED = 1000
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*>")
+#: Elements that never hold others, and those whose end tag may be left out (the parser closes them
+#: itself, in constant time): neither makes the body deeper.
+_FLAT = frozenset(
+    {
+        *("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track"),
+        *("wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot"),
+        *("colgroup", "caption", "rb", "rt", "rtc", "rp"),
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedBody:
     """A body as HTML, and the lede taken from its first paragraph."""
@@ -140,8 +168,9 @@ def render_body(
     unplaced lead photo opens the body and other unplaced photos close it. Relative links
     are resolved against `page_path`, so every link is written from the site root or is
     absolute. A placed photo among `refused` is left out. Raises UnknownPhoto for a placed photo
-    that is not listed. With `lede` false, `first_paragraph` is left empty (the article has a
-    summary of its own), which spares reading the body's structure when it places no photo.
+    that is not listed, and BodyRefused for a body too large or nested too deep. With `lede`
+    false, `first_paragraph` is left empty (the article has a summary of its own), which spares
+    reading the body's structure when it places no photo.
     """
     by_reference: Mapping[str, Image] = {
         reference: image
@@ -173,7 +202,11 @@ def render_body(
     data = source.encode()
     for start, end, replacement in sorted(edits, reverse=True):
         data = data[:start] + replacement + data[end:]
-    body = sanitize(pyromark.html(data.decode(), options=_MARKDOWN_OPTIONS))
+    body = pyromark.html(data.decode(), options=_MARKDOWN_OPTIONS)
+    if len(body) > MAX_HTML_BYTES:  # in characters: at least as many bytes
+        raise BodyRefused(f"the body is {len(body):,} characters of HTML, more than the {MAX_HTML_BYTES:,} it may have")
+    _refuse_deep(body)
+    body = sanitize(body)
     body = _resolve_links(body, page_path)
     if figures:
         body = _FIGURE_PARAGRAPH.sub(lambda match: figures[int(match[1])], body)
@@ -185,6 +218,20 @@ def render_body(
         html=_mark_site_rooted(body),
         first_paragraph=layout.first_paragraph if lede else "",
     )
+
+
+def _refuse_deep(fragment: str) -> None:
+    """Raises BodyRefused for HTML whose elements nest deeper than MAX_DEPTH."""
+    if fragment.count("<") <= _TAGS_UNMEASURED:
+        return
+    depth = deepest = 0
+    for match in _TAG.finditer(fragment):
+        if match[2].lower() in _FLAT:
+            continue
+        depth = max(depth - 1, 0) if match[1] else depth + 1
+        deepest = max(deepest, depth)
+    if deepest > MAX_DEPTH:
+        raise BodyRefused(f"the body nests {deepest:,} elements deep, more than the {MAX_DEPTH} it may")
 
 
 @dataclass(slots=True)

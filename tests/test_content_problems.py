@@ -29,6 +29,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
     newsroom.write("innlent/engin-dagsetning/index.md", front_matter({"title": "Án dagsetningar"}) + GOOD)
     newsroom.article("innlent", "oskiljanleg-dagsetning", date="32. mars 2024")
     newsroom.article("innlent", "fyrir-krist", date="0001-01-01T00:00:00Z")  # cannot be moved into a zone
+    newsroom.article("innlent", "hyldypi", body=">" * 100_000 + " Of djúpt.")  # a minute's parsing
     newsroom.write(
         "innlent/ekki-utf8/index.md",
         (front_matter({"title": "Frétt", "date": "2026-01-01T00:00:00Z"}) + "Fréttir").encode("latin-1"),
@@ -55,6 +56,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
         "innlent/engin-dagsetning/index.md": "date is missing",
         "innlent/oskiljanleg-dagsetning/index.md": "date: unreadable date '32. mars 2024'",
         "innlent/fyrir-krist/index.md": "date: date '0001-01-01T00:00:00Z' is out of range: the year must be from",
+        "innlent/hyldypi/index.md": "the body nests 100,000 elements deep, more than the 200 it may",
         "innlent/ekki-utf8/index.md": "is not UTF-8 text (byte 0xe9",
         "innlent/mynd-vantar/engin.jpg": "listed photo is missing",
         "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",

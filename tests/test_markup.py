@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import html
 
-from feeds.markup import UnknownPhoto, absolutize, render_body
+from feeds.markup import MAX_DEPTH, BodyRefused, UnknownPhoto, absolutize, render_body
 from feeds.model import Image
 
 from .conftest import xpath_strings
@@ -84,3 +84,27 @@ def test_a_photo_inside_a_heading_list_or_quote_follows_that_block(markdown: str
 def test_raw_images_and_unknown_tags_are_dropped() -> None:
     rendered = render_body('<img src="x.jpg"><marquee>Hæ</marquee> <b>feitt</b>', "/x/y/", ())
     assert rendered.html == "<p>Hæ <b>feitt</b></p>\n"
+
+
+@pytest.mark.parametrize(
+    ("markdown", "reason"),
+    [
+        (">" * 100_000 + " Tilvitnun.", "nests 100,000 elements deep"),
+        ("<div>" * 100_000, "nests 100,000 elements deep"),
+        ("".join("  " * level + "- liður\n" for level in range(3000)), "nests 3,000 elements deep"),
+        ("\n\n".join([">" * MAX_DEPTH + " Tilvitnun."] * 2000), "is 10,[0-9,]+ characters of HTML, more than"),
+    ],
+)
+def test_a_body_the_sanitizer_would_take_minutes_over_is_refused_at_once(markdown: str, reason: str) -> None:
+    """The sanitizer's parser takes time with the square of the nesting (100,000 quotes took a
+    minute): a body nested deeper than MAX_DEPTH, or grown past MAX_HTML_BYTES, is refused first."""
+    with pytest.raises(BodyRefused, match=reason):
+        render_body(markdown, "/x/y/", ())
+
+
+def test_a_long_body_of_many_shallow_elements_is_kept() -> None:
+    markdown = "\n\n".join(f"> Tilvitnun {number} með *áherslu* og **meiri**." for number in range(3000))
+    quotes = html.fragment_fromstring(render_body(markdown, "/x/y/", ()).html, create_parent="div")
+    assert len(quotes.findall("blockquote")) == 3000
+    nested = ">" * MAX_DEPTH + " Djúpt en leyft."
+    assert "Djúpt en leyft." in render_body(nested * 10, "/x/y/", ()).html
