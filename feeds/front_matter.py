@@ -31,27 +31,33 @@ class _Loader(yaml.CSafeLoader):
         """What PyYAML's safe constructor makes of `node`, made directly for text, lists and
         mappings: its general way (generators, kept state, for structures that contain themselves)
         took longer than parsing. Anything else (numbers, booleans, merge keys) goes its way."""
-        return self._plain(node, set())
+        return self._plain(node, set(), {})
 
-    def _plain(self, node: yaml.Node, open_nodes: set[int]) -> Any:
+    def _plain(self, node: yaml.Node, open_nodes: set[int], built: dict[int, Any]) -> Any:
         tag = node.tag
         if tag == _STR and isinstance(node, yaml.ScalarNode):
             return node.value
+        # A node named by several aliases is one object, as PyYAML makes it: made again for each,
+        # nine aliases of nine aliases … of a list ("a billion laughs") would be a billion lists.
+        if id(node) in built:
+            return built[id(node)]
         if tag == _SEQ and isinstance(node, yaml.SequenceNode):
             with _building(node, open_nodes):
-                return [self._plain(item, open_nodes) for item in node.value]
+                items = built[id(node)] = [self._plain(item, open_nodes, built) for item in node.value]
+                return items
         if tag == _MAP and isinstance(node, yaml.MappingNode) and all(key.tag != _MERGE for key, _ in node.value):
             mapping: dict[Any, Any] = {}
             with _building(node, open_nodes):
                 for key_node, value_node in node.value:
-                    key = self._plain(key_node, open_nodes)
+                    key = self._plain(key_node, open_nodes, built)
                     try:
                         hash(key)
                     except TypeError:
                         raise yaml.constructor.ConstructorError(
                             "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
                         ) from None
-                    mapping[key] = self._plain(value_node, open_nodes)
+                    mapping[key] = self._plain(value_node, open_nodes, built)
+            built[id(node)] = mapping
             return mapping
         return super().construct_document(node)
 
@@ -82,8 +88,38 @@ def load(text: str) -> Any:
     """
     values = _read_plain_shapes(text)
     if values is None:
+        _refuse_deep(text)
         values = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     return values
+
+
+#: How deep lists and mappings may nest. libyaml builds nested ones by recursion in C, and a few
+#: ten thousand levels ("title: [[[[…") ran out of stack: the process died, with no error to catch.
+MAX_DEPTH = 64
+
+
+def _refuse_deep(text: str) -> None:
+    """Raises YAMLError for a document whose lists and mappings nest deeper than MAX_DEPTH.
+
+    Front matter never comes near it, so the events are counted only when a bound taken from the
+    text allows that depth: each level opens a flow collection with "[" or "{", or is indented
+    further, or is opened by an indicator ("-", "?") that may also hold a mapping on its line.
+    """
+    indent = max((len(spaces) for spaces in _INDENTS.findall(text)), default=0)
+    bound = text.count("[") + text.count("{") + 2 * (text.count("-") + text.count("?")) + indent + 1
+    if bound <= MAX_DEPTH:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):  # the events come without recursion
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"lists and mappings nest more than {MAX_DEPTH} deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+_INDENTS = re.compile(r"^[ \t]+", re.MULTILINE)
 
 
 # What `_read_plain_shapes` reads; a document with anything else goes to PyYAML.

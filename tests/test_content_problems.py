@@ -30,6 +30,8 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
     newsroom.article("innlent", "oskiljanleg-dagsetning", date="32. mars 2024")
     newsroom.article("innlent", "fyrir-krist", date="0001-01-01T00:00:00Z")  # cannot be moved into a zone
     newsroom.article("innlent", "hyldypi", body=">" * 100_000 + " Of djúpt.")  # a minute's parsing
+    deep_yaml = "---\ntitle: " + "[" * 50_000 + "]" * 50_000 + "\n---\nTexti.\n"  # crashed the process
+    newsroom.write("innlent/djup-yaml/index.md", deep_yaml)
     newsroom.write(
         "innlent/ekki-utf8/index.md",
         (front_matter({"title": "Frétt", "date": "2026-01-01T00:00:00Z"}) + "Fréttir").encode("latin-1"),
@@ -57,6 +59,7 @@ def write_broken_newsroom(newsroom: Newsroom, tmp_path: Path) -> dict[str, str]:
         "innlent/oskiljanleg-dagsetning/index.md": "date: unreadable date '32. mars 2024'",
         "innlent/fyrir-krist/index.md": "date: date '0001-01-01T00:00:00Z' is out of range: the year must be from",
         "innlent/hyldypi/index.md": "the body nests 100,000 elements deep, more than the 200 it may",
+        "innlent/djup-yaml/index.md": "broken YAML front matter: lists and mappings nest more than 64 deep",
         "innlent/ekki-utf8/index.md": "is not UTF-8 text (byte 0xe9",
         "innlent/mynd-vantar/engin.jpg": "listed photo is missing",
         "innlent/tenging-ut/leyndo.jpg": "photo leads outside the content directory",

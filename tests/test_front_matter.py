@@ -164,3 +164,33 @@ def test_the_front_matter_block_is_found_where_it_always_was() -> None:
         before, now = BLOCK_BY_CHARACTERS.match(text), _FRONT_MATTER.match(text)
         assert (before and (before[1], before.end())) == (now and (now[1], now.end())), repr(text)
     assert sum(BLOCK_BY_CHARACTERS.match(text) is not None for text in texts) > 2_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "title: " + "[" * 50_000 + "]" * 50_000,  # crashed the process: libyaml recursed out of stack
+        "title: " + "{a: " * 50_000 + "b" + "}" * 50_000,
+        "- " * 100_000 + "x",
+        "".join("  " * level + "- \n" for level in range(1_500)),
+        "".join(" " * level + f"k{level}:\n" for level in range(1_500)),
+    ],
+)
+def test_lists_and_mappings_nested_deeper_than_any_front_matter_are_refused(text: str) -> None:
+    with pytest.raises(front_matter.YAMLError, match=f"nest more than {front_matter.MAX_DEPTH} deep"):
+        front_matter.load(text)
+
+
+def test_nesting_front_matter_may_have_is_read_as_pyyaml_reads_it() -> None:
+    text = "title: Þing\nimages:\n  - " + "[" * 60 + "mynd" + "]" * 60 + "\n  - {a: [b, {c: d}]}\n"
+    assert front_matter.load(text) == yaml.load(text, Loader=yaml.CSafeLoader)
+
+
+def test_a_list_named_by_many_aliases_is_made_once() -> None:
+    """Nine aliases of nine aliases of … a list (a "billion laughs"): one object for each node, as
+    PyYAML makes them, instead of 9⁹ lists (seven levels took five seconds, nine would take hours)."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+    values = front_matter.load("\n".join(levels))
+    assert values["a9"][0] is values["a9"][8] is values["a8"]
+    assert values["a1"] == [["x"] * 9] * 9
