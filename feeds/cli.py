@@ -86,7 +86,7 @@ def index_command(watch: bool, source: Path | None) -> None:
         announcer.start()
     try:
         watcher.watch(
-            publisher.indexer(),
+            publisher.indexer(isolated=True),
             publisher.content_dir,
             publisher.settings.rescan_seconds,
             stop,

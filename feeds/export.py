@@ -769,7 +769,7 @@ def _watch(publisher: Publisher, exporter: Exporter) -> None:
         click.echo(f"caught up: {exporter.run()}")
         click.echo(f"exporting every change to {exporter.outdir}")
         watcher.watch(
-            publisher.indexer(),
+            publisher.indexer(isolated=True),
             publisher.content_dir,
             publisher.settings.rescan_seconds,
             stop,

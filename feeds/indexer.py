@@ -69,10 +69,11 @@ class Indexer:
         workers: int | None = None,
         *,
         metrics: Metrics,
+        isolated: bool = False,
     ) -> None:
         self.files = files
         self.metrics = metrics
-        self.scanner = Scanner(content_dir, workers)
+        self.scanner = Scanner(content_dir, workers, isolated)
         self.settle_seconds = settle_seconds
         self.writer: Writer | None = None
         self._lock: IO[str] | None = None
@@ -92,6 +93,7 @@ class Indexer:
         self._lock = lock
 
     def release(self) -> None:
+        self.scanner.close()
         if self.writer is not None:
             self.writer.close()
             self.writer = None

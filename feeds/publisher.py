@@ -124,10 +124,11 @@ class Publisher:
         self._cache_control = edge.cache_control(settings)
         self._archive_cache_control = edge.cache_control(settings, settings.archive_max_age)
 
-    def indexer(self, settle_seconds: float | None = None) -> Indexer:
-        """An indexer for this app's index (it still has to acquire the index's lock to write)."""
+    def indexer(self, settle_seconds: float | None = None, isolated: bool = False) -> Indexer:
+        """An indexer for this app's index (it still has to acquire the index's lock to write); a
+        long-lived one is `isolated`: it reads no bundle in its own process (`Scanner`)."""
         settle = self.settings.settle_seconds if settle_seconds is None else settle_seconds
-        return Indexer(self.store.files, self.content_dir, settle, metrics=self.metrics)
+        return Indexer(self.store.files, self.content_dir, settle, metrics=self.metrics, isolated=isolated)
 
     def ensure_fresh(self) -> None:
         """With the inline indexer (tests, editing), brings the index in step with `content/` now.

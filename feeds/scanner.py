@@ -8,16 +8,17 @@ read right now keeps what the store has: unreadable is never taken for deleted.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
+from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
 from .errors import ContentError, FeedsError
@@ -27,8 +28,6 @@ from .store import Bundle, ContentVersion, Transaction, Writer
 
 log = logging.getLogger(__name__)
 
-_Job = TypeVar("_Job")
-_Result = TypeVar("_Result")
 
 #: Below this many bundles to look at, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 2000
@@ -111,9 +110,22 @@ class _Examine:
 class Scanner:
     """Brings a generation of the index in step with the content directory."""
 
-    def __init__(self, content_dir: Path, workers: int | None = None) -> None:
+    def __init__(self, content_dir: Path, workers: int | None = None, isolated: bool = False) -> None:
+        """With `isolated`, bundles are never read in this process, not even one edit's: a crash
+        while reading one (a decoder's fault, the memory running out) must not take down a
+        long-lived indexer, and bring it down again each time it starts and meets the same file.
+        Big passes always read in worker processes."""
         self.content_dir = content_dir
         self.workers = workers or os.cpu_count() or 1
+        self.isolated = isolated
+        #: The worker process that reads small amounts of bundles, once started (`isolated`).
+        self._kept: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stops the kept worker process, if one was started."""
+        if self._kept is not None:
+            self._kept.shutdown(wait=True, cancel_futures=True)
+            self._kept = None
 
     def full_pass(self, writer: Writer, completeness: Completeness, adopt: bool = False) -> SyncReport:
         """Looks at every bundle, reading only the changed ones; removes what is gone. With `adopt`,
@@ -358,7 +370,7 @@ class Scanner:
         """Examines the bundles and stores what was read; returns how many, and the deferred ones."""
         parsed = 0
         deferred: dict[str, float] = {}
-        for result in self._map(_examine, jobs, size):
+        for result in self._examined(jobs, size):
             for outcome in result:
                 if isinstance(outcome, _Deferred):
                     deferred[outcome.path] = outcome.retry_at
@@ -369,21 +381,88 @@ class Scanner:
                     parsed += 1
         return parsed, deferred
 
-    def _map(self, function: Callable[[_Job], _Result], jobs: Iterable[_Job], size: int) -> Iterator[_Result]:
-        """`map`, in order, in worker processes on every core when there is enough work to pay for
-        them; jobs are taken from `jobs` only as workers are ready for them (a pool's own `map`
-        would make and queue every one at once)."""
-        if size < PARALLEL_THRESHOLD or self.workers < 2:
-            yield from map(function, jobs)
-            return
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            running: collections.deque[Future[_Result]] = collections.deque()
+    def _examined(self, jobs: Iterable[_Examine], size: int) -> Iterator[list[_Outcome]]:
+        """`_examine` of each job, in order: in worker processes on every core when there is enough
+        work to pay for them, else in the kept worker (`isolated`) or here. A bundle whose reading
+        ends a worker process is found and left out, named as broken content; the others are read."""
+        if size >= PARALLEL_THRESHOLD and self.workers >= 2:
+            yield from self._in_pool(jobs)
+        elif self.isolated:
             for job in jobs:
-                running.append(pool.submit(function, job))
-                if len(running) >= 2 * self.workers:
-                    yield running.popleft().result()
-            while running:
-                yield running.popleft().result()
+                yield self._in_kept_worker(job)
+        else:
+            yield from map(_examine, jobs)
+
+    def _in_pool(self, jobs: Iterable[_Examine]) -> Iterator[list[_Outcome]]:
+        """Jobs are taken from `jobs` only as workers are ready for them (a pool's own `map` would
+        make and queue every one at once). When a worker dies, every job then in the pool is lost:
+        those are done again one by one (`_isolating`), then the rest in a new pool."""
+        pending = iter(jobs)
+        while True:
+            lost: list[_Examine] = []
+            with ProcessPoolExecutor(max_workers=self.workers) as pool:
+                running: collections.deque[tuple[_Examine, Future[list[_Outcome]]]] = collections.deque()
+                for job in pending:
+                    running.append((job, pool.submit(_examine, job)))
+                    if len(running) >= 2 * self.workers:
+                        result, lost = _next_result(running)
+                        if lost:
+                            break
+                        yield result
+                while running and not lost:
+                    result, lost = _next_result(running)
+                    if not lost:
+                        yield result
+            if not lost:
+                return
+            for job in lost:
+                yield self._isolating(job)
+
+    def _in_kept_worker(self, job: _Examine) -> list[_Outcome]:
+        if self._kept is None:
+            self._kept = ProcessPoolExecutor(max_workers=1)
+        try:
+            return self._kept.submit(_examine, job).result()
+        except BrokenProcessPool:
+            self._kept = None  # a broken pool has stopped already; the next job starts another
+            return self._isolating(job)
+
+    def _isolating(self, job: _Examine) -> list[_Outcome]:
+        """The job done in a process of its own; if that process dies too, each half of it, down to
+        the one bundle whose reading ends it, which is left out as broken with its signature (read
+        again only once its files change)."""
+        try:
+            with ProcessPoolExecutor(max_workers=1) as alone:
+                return alone.submit(_examine, job).result()
+        except BrokenProcessPool:
+            if len(job.paths) > 1:
+                half = len(job.paths) // 2
+                return self._isolating(_part(job, job.paths[:half])) + self._isolating(_part(job, job.paths[half:]))
+        (path,) = job.paths
+        log.error("%s: reading it ended the worker process; the article is left out", path)
+        state = _state_of_bundle(f"{job.root}/{path}", path, job.completeness)
+        if state is None:
+            return [_Deferred(path, job.now + job.completeness.settle_seconds)]
+        reason = "reading it ended the process (a crash, or the memory ran out); please report this"
+        return [Bundle.broken(path, path.partition("/")[0], state[0], f"{path}/{ARTICLE_FILE}: {reason}")]
+
+
+_Outcome = Bundle | _Deferred | _Adopted
+
+
+def _next_result(
+    running: collections.deque[tuple[_Examine, Future[list[_Outcome]]]],
+) -> tuple[list[_Outcome], list[_Examine]]:
+    """The oldest job's outcomes; or, when the pool broke, nothing and every job it held."""
+    job, future = running.popleft()
+    try:
+        return future.result(), []
+    except BrokenProcessPool:
+        return [], [job, *(other for other, _ in running)]
+
+
+def _part(job: _Examine, paths: list[str]) -> _Examine:
+    return dataclasses.replace(job, paths=paths, stored={path: job.stored[path] for path in paths})
 
 
 def _outside_sections(tx: Transaction, sections: Collection[str]) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from bench.privileges import drop_permission_overrides
-from feeds import create_app
+from feeds import create_app, scanner
+from feeds.content import read_article
+from feeds.model import Article, Site
 from feeds.watcher import watch
 
 from .conftest import Clock, Newsroom, RunningIndexer, front_matter, parsed
@@ -442,3 +445,48 @@ def test_healthz_reports_a_ready_service(watched: list[Flask]) -> None:
     assert body["indexer"] == {"alive": True, "state": "ok", "error": None}
     assert body["index"]["healthy"] is True and 0 <= body["index"]["age_seconds"] < 10
     assert body["last_change"].startswith("20")
+
+
+def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
+    """read_article, except that reading `slug` ends the process at once, as a crash in a decoder or
+    the kernel's out-of-memory killer would: no exception, no cleanup."""
+
+    def read(root: Path, section: str, slug_read: str, site: Site) -> Article | None:
+        if slug_read == slug:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read_article(root, section, slug_read, site)
+
+    return read
+
+
+@pytest.mark.parametrize("bundles", [3, 2_500])  # the kept worker; a pool on two cores
+def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_read(
+    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: int
+) -> None:
+    for number in range(bundles):
+        newsroom.write(
+            f"innlent/frett-{number:04d}/index.md",
+            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
+        )
+    newsroom.article("innlent", "eitur", title="Frétt sem lesandinn deyr á", date="2026-10-02T12:00:00Z")
+    monkeypatch.setattr(scanner, "read_article", _dies_on("eitur"))  # forked workers inherit it
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
+    publisher = app.extensions["feeds"]
+    indexer = publisher.indexer(settle_seconds=0, isolated=True)
+    indexer.scanner.workers = 2
+    indexer.acquire(wait=False)
+    try:
+        assert indexer.open().parsed == bundles + 1
+        # An edit after it is read in a new worker: the one that died is replaced.
+        newsroom.article("innlent", "frett-0000", title="Frétt 0 breytt", date="2026-10-03T12:00:00Z")
+        indexer.sync_bundles(["innlent/frett-0000"])
+    finally:
+        indexer.release()
+    assert indexer.scanner._kept is None, "released with the indexer"
+    with app.test_client() as client:
+        titles = [entry.title for entry in parsed(client, "/feeds/rss.xml").entries]
+    # Every article of one hour is in the subscription feed, and all but the one are published.
+    assert titles[0] == "Frétt 0 breytt"
+    assert sorted(titles) == sorted(["Frétt 0 breytt", *(f"Frétt {number}" for number in range(1, bundles))])
+    [problem] = publisher.store.problems()
+    assert str(problem).startswith("innlent/eitur/index.md: reading it ended the process")
