@@ -8,10 +8,12 @@ read right now keeps what the store has: unreadable is never taken for deleted.
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import stat
 import time
 from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
@@ -400,7 +402,7 @@ class Scanner:
         pending = iter(jobs)
         while True:
             lost: list[_Examine] = []
-            with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            with _pool(self.workers) as pool:
                 running: collections.deque[tuple[_Examine, Future[list[_Outcome]]]] = collections.deque()
                 for job in pending:
                     running.append((job, pool.submit(_examine, job)))
@@ -420,7 +422,7 @@ class Scanner:
 
     def _in_kept_worker(self, job: _Examine) -> list[_Outcome]:
         if self._kept is None:
-            self._kept = ProcessPoolExecutor(max_workers=1)
+            self._kept = _pool(1)
         try:
             return self._kept.submit(_examine, job).result()
         except BrokenProcessPool:
@@ -432,7 +434,7 @@ class Scanner:
         the one bundle whose reading ends it, which is left out as broken with its signature (read
         again only once its files change)."""
         try:
-            with ProcessPoolExecutor(max_workers=1) as alone:
+            with _pool(1) as alone:
                 return alone.submit(_examine, job).result()
         except BrokenProcessPool:
             if len(job.paths) > 1:
@@ -448,6 +450,22 @@ class Scanner:
 
 
 _Outcome = Bundle | _Deferred | _Adopted
+#: prctl(2): the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),))
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker process ends when the indexer that started it does. Otherwise one waiting for work
+    outlives a killed indexer, and holds the index's lock (a forked process shares the lock's open
+    file), so that the indexer started in its place waits for the lock for ever."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(0)
 
 
 def _next_result(

@@ -19,7 +19,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from .conftest import Newsroom
+from .conftest import Newsroom, front_matter
 
 FLASK = Path(sys.executable).parent / "flask"
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +61,13 @@ def processes(field: int, value: int) -> list[int]:
             if int(fields[field]) == value and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def children(pid: int) -> list[int]:
@@ -313,3 +320,27 @@ def test_bare_gunicorn_keeps_the_index_current(newsroom: Newsroom, tmp_path: Pat
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
         assert not leftovers, [command_line(pid) for pid in leftovers]
+
+
+def test_an_indexer_killed_during_a_first_build_leaves_no_worker_holding_the_index(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    """Its worker processes end with it: a worker outliving it kept the index's lock (a forked
+    process shares the lock's open file), and every indexer started after it waited for ever."""
+    for number in range(3000):  # enough for a pool of workers
+        newsroom.write(
+            f"innlent/frett-{number:04d}/index.md",
+            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
+        )
+    environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
+    command = [str(FLASK), "--app", "app", "index"]
+    first = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: len(children(first.pid)) >= 2 or first.poll() is not None, "no worker processes started")
+    workers = children(first.pid)
+    assert first.poll() is None, "the build ended before it could be killed"
+    first.kill()
+    first.wait()
+    wait_for(lambda: not any(map(alive, workers)), "a worker outlived its indexer", 5)
+    again = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "read 3000 bundles" in again.stdout
