@@ -64,6 +64,7 @@ from .render.opml import OPML_FILE
 from .render.syndication import keep_items
 from .render_cache import GZIP_LEVEL, body_digest
 from .renditions import rendition
+from .scanner import end_with_parent
 from .store import Store
 
 if TYPE_CHECKING:
@@ -403,7 +404,7 @@ class Exporter:
         global _forked
         _forked = self
         context = multiprocessing.get_context("fork")
-        with context.Pool(self.workers, initializer=_start_worker) as pool:
+        with context.Pool(self.workers, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
             yield from pool.imap_unordered(_work, tasks)
 
     def _do(self, task: Task) -> list[Done]:
@@ -614,7 +615,8 @@ def _tasks(todo: Task) -> list[Task]:
 _forked: Exporter | None = None
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
+    end_with_parent(parent)  # a killed export leaves no worker behind
     # A forked process must not use its parent's SQLite connections: it opens its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     publisher = _exporter().publisher

@@ -455,10 +455,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=workers, initializer=end_with_parent, initargs=(os.getpid(),))
 
 
-def _end_with_parent(parent: int) -> None:
+def end_with_parent(parent: int) -> None:
     """A worker process ends when the indexer that started it does. Otherwise one waiting for work
     outlives a killed indexer, and holds the index's lock (a forked process shares the lock's open
     file), so that the indexer started in its place waits for the lock for ever."""
