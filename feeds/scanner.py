@@ -43,6 +43,11 @@ class UnreadableContent(FeedsError):
     """The content directory itself cannot be listed; nothing is changed until it can."""
 
 
+class WorkersFailing(FeedsError):
+    """Worker processes end even with nothing to read: the machine's trouble (memory, process
+    limits), not a file's; nothing is changed, and the pass is tried again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Completeness:
     """The one rule for when a file may be read: its writer closed it (or renamed it into place)
@@ -441,6 +446,9 @@ class Scanner:
                 half = len(job.paths) // 2
                 return self._isolating(_part(job, job.paths[:half])) + self._isolating(_part(job, job.paths[half:]))
         (path,) = job.paths
+        if not _runs_alone(_part(job, [])):
+            # Blaming the file would leave out every article the pass meets while this lasts.
+            raise WorkersFailing("worker processes end even with nothing to read") from None
         log.error("%s: reading it ended the worker process; the article is left out", path)
         state = _state_of_bundle(f"{job.root}/{path}", path, job.completeness)
         if state is None:
@@ -477,6 +485,16 @@ def _next_result(
         return future.result(), []
     except BrokenProcessPool:
         return [], [job, *(other for other, _ in running)]
+
+
+def _runs_alone(job: _Examine) -> bool:
+    """Whether the job can be done in a process of its own without the process ending."""
+    try:
+        with _pool(1) as alone:
+            alone.submit(_examine, job).result()
+    except BrokenProcessPool:
+        return False
+    return True
 
 
 def _part(job: _Examine, paths: list[str]) -> _Examine:

@@ -490,3 +490,39 @@ def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_re
     assert sorted(titles) == sorted(["Frétt 0 breytt", *(f"Frétt {number}" for number in range(1, bundles))])
     [problem] = publisher.store.problems()
     assert str(problem).startswith("innlent/eitur/index.md: reading it ended the process")
+
+
+def _always_dies(job: object) -> list[object]:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return []
+
+
+@pytest.mark.parametrize("bundles", [3, 2_500])
+def test_workers_that_die_with_any_bundle_blame_no_file(
+    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: int
+) -> None:
+    """When every worker process dies (the memory or the process limit, not a file), no article is
+    left out as broken: the pass fails as a whole, changes nothing, and is tried again."""
+    for number in range(bundles):
+        newsroom.write(
+            f"innlent/frett-{number:04d}/index.md",
+            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
+        )
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
+    publisher = app.extensions["feeds"]
+    indexer = publisher.indexer(settle_seconds=0, isolated=True)
+    indexer.scanner.workers = 2
+    indexer.acquire(wait=False)
+    try:
+        indexer.open()  # built while the workers still live
+        newsroom.article("innlent", "frett-0000", title="Frétt 0 breytt", date="2026-10-03T12:00:00Z")
+        monkeypatch.setattr(scanner, "_examine", _always_dies)
+        with pytest.raises(scanner.WorkersFailing):
+            indexer.sync_bundles(["innlent/frett-0000"])
+        with pytest.raises(scanner.WorkersFailing):
+            indexer.full_pass()
+    finally:
+        indexer.release()
+    assert publisher.store.problems() == ()
+    with app.test_client() as client:
+        assert "Frétt 0" in [entry.title for entry in parsed(client, "/feeds/rss.xml").entries]
