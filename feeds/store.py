@@ -427,6 +427,17 @@ class Store:
         return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
     @_reading
+    def guid_clashes(self) -> list[tuple[str, list[str]]]:
+        """Stored articles that share a GUID (the same id, dated the same day), embargoed ones too:
+        each `day:id` shared, with the bundles that share it. Reads every stored article once, one
+        at a time: for `check`, not for a request."""
+        paths_by_key: dict[str, list[str]] = {}
+        for path, data in self._db()[1].execute("SELECT path, data FROM bundle WHERE data IS NOT NULL ORDER BY path"):
+            article = _decode_article(data)
+            paths_by_key.setdefault(f"{article.tag_date}:{article.id}", []).append(path)
+        return [(key, paths) for key, paths in sorted(paths_by_key.items()) if len(paths) > 1]
+
+    @_reading
     def problems(self) -> tuple[ContentError, ...]:
         """Every stored file that cannot be published as it stands, with the reason."""
         rows = self._rows(
