@@ -31,11 +31,11 @@ RESERVED_SECTIONS = frozenset(
 _ARTICLE_KEYS = frozenset({"title", "date", "updated", "authors", "topics", "summary", "images", "draft", "id"})
 _IMAGE_KEYS = frozenset({"file", "url", "caption", "credit", "alt", "type", "length", "width", "height"})
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
-#: A first line `---`, then whole lines up to the first other line `---`. Tried line by line, not
-#: character by character: the front matter of every article passes through it.
 #: The most an article or settings file may hold: a long article is a hundred kilobytes, and each
 #: file is read whole into memory, in a worker process whose share of the indexer's is small.
 MAX_TEXT_BYTES = 4_000_000
+#: A first line `---`, then whole lines up to the first other line `---`. Tried line by line, not
+#: character by character: the front matter of every article passes through it.
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n((?:.*\n)*?)---[ \t]*(?:\r?\n|\Z)")
 
 

@@ -287,17 +287,18 @@ class Publisher:
         """Title, description, articles and neighbours of a scope now; raises NotFound."""
         now = self.clock()
         memo: _Described | None = getattr(self._described, "memo", None)
-        if memo is None:
-            return (*self._words(scope, site, now), *self._articles(scope, site, now))
-        # Read before looking up, as `rendered` does: what is found is never older than the version
-        # a render made from it is filed under.
-        version = self.current_version()
-        if memo.version != version or (memo.expires is not None and now >= memo.expires):
-            memo.scopes.clear()
-            memo.version, memo.expires = version, self.store.next_release(now)
-        found = memo.scopes.get((scope, site))
-        if found is None:
-            found = memo.scopes[scope, site] = (*self._words(scope, site, now), *self._articles(scope, site, now))
+        if memo is not None:
+            # Read before looking up, as `rendered` does: what is found is never older than the
+            # version a render made from it is filed under.
+            version = self.current_version()
+            if memo.version != version or (memo.expires is not None and now >= memo.expires):
+                memo.scopes.clear()
+                memo.version, memo.expires = version, self.store.next_release(now)
+            if (found := memo.scopes.get((scope, site))) is not None:
+                return found
+        found = (*self._words(scope, site, now), *self._articles(scope, site, now))
+        if memo is not None:
+            memo.scopes[scope, site] = found
             ends = found[3].ends
             if ends is not None and (memo.expires is None or ends < memo.expires):
                 memo.expires = ends

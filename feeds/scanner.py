@@ -438,23 +438,21 @@ class Scanner:
         """The job done in a process of its own; if that process dies too, each half of it, down to
         the one bundle whose reading ends it, which is left out as broken with its signature (read
         again only once its files change)."""
-        try:
-            with _pool(1) as alone:
-                return alone.submit(_examine, job).result()
-        except BrokenProcessPool:
-            if len(job.paths) > 1:
-                half = len(job.paths) // 2
-                return self._isolating(_part(job, job.paths[:half])) + self._isolating(_part(job, job.paths[half:]))
+        outcomes = _alone(job)
+        if outcomes is not None:
+            return outcomes
+        if len(job.paths) > 1:
+            half = len(job.paths) // 2
+            return self._isolating(_part(job, job.paths[:half])) + self._isolating(_part(job, job.paths[half:]))
         (path,) = job.paths
-        if not _runs_alone(_part(job, [])):
+        if _alone(_part(job, [])) is None:
             # Blaming the file would leave out every article the pass meets while this lasts.
-            raise WorkersFailing("worker processes end even with nothing to read") from None
+            raise WorkersFailing("worker processes end even with nothing to read")
         log.error("%s: reading it ended the worker process; the article is left out", path)
         state = _state_of_bundle(f"{job.root}/{path}", path, job.completeness)
         if state is None:
             return [_Deferred(path, job.now + job.completeness.settle_seconds)]
-        reason = "reading it ended the process (a crash, or the memory ran out); please report this"
-        return [Bundle.broken(path, path.partition("/")[0], state[0], f"{path}/{ARTICLE_FILE}: {reason}")]
+        return [_left_out(path, state[0], "reading it ended the process (a crash, or the memory ran out)")]
 
 
 _Outcome = Bundle | _Deferred | _Adopted
@@ -487,14 +485,21 @@ def _next_result(
         return [], [job, *(other for other, _ in running)]
 
 
-def _runs_alone(job: _Examine) -> bool:
-    """Whether the job can be done in a process of its own without the process ending."""
+def _alone(job: _Examine) -> list[_Outcome] | None:
+    """The job done in a process of its own; None if that process ended before it was done."""
     try:
         with _pool(1) as alone:
-            alone.submit(_examine, job).result()
+            return alone.submit(_examine, job).result()
     except BrokenProcessPool:
-        return False
-    return True
+        return None
+
+
+def _left_out(path: str, signature: str, reason: str) -> Bundle:
+    """A bundle the reader itself failed on: left out and named as broken content is, until its
+    files change."""
+    return Bundle.broken(
+        path, path.partition("/")[0], signature, f"{path}/{ARTICLE_FILE}: {reason}; please report this"
+    )
 
 
 def _part(job: _Examine, paths: list[str]) -> _Examine:
@@ -548,8 +553,7 @@ def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:
         # A fault of the reader's own on one bundle (some input it was not ready for) leaves that
         # article out, named, as broken content is; raised, it would stop every pass at this bundle.
         log.exception("%s: reading it failed", path)
-        reason = f"could not be read ({type(error).__name__}: {error}); please report this"
-        return Bundle.broken(path, section, signature, f"{path}/{ARTICLE_FILE}: {reason}")
+        return _left_out(path, signature, f"could not be read ({type(error).__name__}: {error})")
     return Bundle.of(path, section, signature, article)
 
 
