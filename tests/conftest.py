@@ -79,6 +79,13 @@ class Newsroom:
             self.photo(section, slug, name, size)
         return self.write(f"{section}/{slug}/index.md", front_matter(meta) + body)
 
+    def numbered(self, count: int) -> None:
+        """`count` plain articles, innlent/frett-0000 on, all of one hour: enough of them to be
+        read by a pool of worker processes."""
+        for number in range(count):
+            meta = {"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}
+            self.write(f"innlent/frett-{number:04d}/index.md", front_matter(meta) + "Texti.")
+
     def photo(self, section: str, slug: str, name: str, size: tuple[int, int] = (64, 48)) -> Path:
         kind = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}[name.rsplit(".", 1)[1]]
         buffer = io.BytesIO()

@@ -26,7 +26,9 @@ from lxml import etree
 from bench.privileges import drop_permission_overrides
 from feeds import create_app, scanner
 from feeds.content import read_article
+from feeds.indexer import Indexer
 from feeds.model import Article, Site
+from feeds.publisher import Publisher
 from feeds.watcher import watch
 
 from .conftest import Clock, Newsroom, RunningIndexer, front_matter, parsed
@@ -447,6 +449,17 @@ def test_healthz_reports_a_ready_service(watched: list[Flask]) -> None:
     assert body["last_change"].startswith("20")
 
 
+def isolated_indexer(newsroom: Newsroom, tmp_path: Path) -> tuple[Flask, Publisher, Indexer]:
+    """An app that only reads its index, and the watching kind of indexer, with its lock, reading
+    on two worker processes whatever the machine's cores."""
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
+    publisher: Publisher = app.extensions["feeds"]
+    indexer = publisher.indexer(settle_seconds=0, isolated=True)
+    indexer.scanner.workers = 2
+    indexer.acquire(wait=False)
+    return app, publisher, indexer
+
+
 def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
     """read_article, except that reading `slug` ends the process at once, as a crash in a decoder or
     the kernel's out-of-memory killer would: no exception, no cleanup."""
@@ -463,18 +476,10 @@ def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
 def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_read(
     newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: int
 ) -> None:
-    for number in range(bundles):
-        newsroom.write(
-            f"innlent/frett-{number:04d}/index.md",
-            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
-        )
+    newsroom.numbered(bundles)
     newsroom.article("innlent", "eitur", title="Frétt sem lesandinn deyr á", date="2026-10-02T12:00:00Z")
     monkeypatch.setattr(scanner, "read_article", _dies_on("eitur"))  # forked workers inherit it
-    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
-    publisher = app.extensions["feeds"]
-    indexer = publisher.indexer(settle_seconds=0, isolated=True)
-    indexer.scanner.workers = 2
-    indexer.acquire(wait=False)
+    app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
     try:
         assert indexer.open().parsed == bundles + 1
         # An edit after it is read in a new worker: the one that died is replaced.
@@ -503,16 +508,8 @@ def test_workers_that_die_with_any_bundle_blame_no_file(
 ) -> None:
     """When every worker process dies (the memory or the process limit, not a file), no article is
     left out as broken: the pass fails as a whole, changes nothing, and is tried again."""
-    for number in range(bundles):
-        newsroom.write(
-            f"innlent/frett-{number:04d}/index.md",
-            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
-        )
-    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
-    publisher = app.extensions["feeds"]
-    indexer = publisher.indexer(settle_seconds=0, isolated=True)
-    indexer.scanner.workers = 2
-    indexer.acquire(wait=False)
+    newsroom.numbered(bundles)
+    app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
     try:
         indexer.open()  # built while the workers still live
         newsroom.article("innlent", "frett-0000", title="Frétt 0 breytt", date="2026-10-03T12:00:00Z")

@@ -19,7 +19,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from .conftest import Newsroom, front_matter
+from .conftest import Newsroom
 
 FLASK = Path(sys.executable).parent / "flask"
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,11 +327,7 @@ def test_an_indexer_killed_during_a_first_build_leaves_no_worker_holding_the_ind
 ) -> None:
     """Its worker processes end with it: a worker outliving it kept the index's lock (a forked
     process shares the lock's open file), and every indexer started after it waited for ever."""
-    for number in range(3000):  # enough for a pool of workers
-        newsroom.write(
-            f"innlent/frett-{number:04d}/index.md",
-            front_matter({"title": f"Frétt {number}", "date": "2026-10-01T12:00:00Z"}) + "Texti.",
-        )
+    newsroom.numbered(3000)
     environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
     command = [str(FLASK), "--app", "app", "index"]
     first = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
