@@ -11,6 +11,7 @@ import errno
 import os
 import random
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from .corpus import SECTIONS
 from .service import RunAs, Service, Tree
 
 SCRAMBLED_BYTES = 64 * 1024
+#: How long the reading-process fault waits for the indexer to have one.
+READER_WAIT_S = 10.0
 FILLER = ".chaos-filler"
 
 
@@ -146,6 +149,15 @@ def _kill_indexer(context: Context) -> str:
     return _kill(context, context.service.tree().indexers, "indexer")
 
 
+def _kill_reader(context: Context) -> str:
+    """The process the indexer reads bundles in, killed as a crash in a decoder or the out-of-memory
+    killer would end it; the writer's edits start one soon after the indexer starts, if none is yet."""
+    deadline = time.monotonic() + READER_WAIT_S
+    while not (readers := context.service.tree().readers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _kill(context, readers, "indexer's reading process")
+
+
 def _fill_disk(context: Context) -> str:
     chunk = b"\0" * 2**20
     written = 0
@@ -178,4 +190,5 @@ FAULTS = (
     Fault("f", "a web worker killed (SIGKILL)", _kill_worker),
     Fault("g", "the indexer killed (SIGKILL)", _kill_indexer),
     Fault("h", "disk full for the cache folder", _fill_disk, _empty_disk, "tmpfs", "edit"),
+    Fault("i", "the indexer's reading process killed (SIGKILL)", _kill_reader),
 )

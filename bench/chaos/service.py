@@ -103,10 +103,14 @@ class Tree:
 
     server: int | None
     workers: tuple[int, ...]
+    #: The indexer and the processes it forked to read bundles in (`readers`).
     indexers: tuple[int, ...]
+    #: The indexer's reading processes: none until it first reads, then one kept between edits.
+    readers: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        return f"server {self.server}, workers {list(self.workers)}, indexer {list(self.indexers)}"
+        described = f"server {self.server}, workers {list(self.workers)}, indexer {list(self.indexers)}"
+        return described + (f" (reading in {list(self.readers)})" if self.readers else "")
 
 
 def process_table() -> dict[int, tuple[int, str, str]]:
@@ -138,13 +142,15 @@ def tree_of(root: int) -> Tree:
         family.append(pid)
         pending += sorted(children.get(pid, []))
     indexers = tuple(pid for pid in family if any(mark in table[pid][2] for mark in INDEXER_MARKS))
+    # A forked reading process has its indexer's command line; its parent tells them apart.
+    readers = tuple(pid for pid in indexers if table[pid][0] in indexers)
     server = next((pid for pid in family if "granian" in table[pid][2]), None)
     if server is None:  # a server that does not say its name: the first child of ours with children
         server = next((pid for pid in children.get(root, []) if pid not in indexers and children.get(pid)), None)
     if server is None:
-        return Tree(None, (), indexers)
+        return Tree(None, (), indexers, readers)
     workers = tuple(pid for pid in children.get(server, []) if pid not in indexers and "_tracker" not in table[pid][2])
-    return Tree(server, workers, indexers)
+    return Tree(server, workers, indexers, readers)
 
 
 @dataclass
