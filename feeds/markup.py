@@ -199,10 +199,15 @@ def render_body(
                 figures.append(figure_html(image, alt=alt))
         edits.append((block_end, block_end, markers + b"\n\n"))
 
-    data = source.encode()
-    for start, end, replacement in sorted(edits, reverse=True):
-        data = data[:start] + replacement + data[end:]
-    body = pyromark.html(data.decode(), options=_MARKDOWN_OPTIONS)
+    # The source with each placed photo swapped for its figure's marker; the layout's offsets are
+    # in bytes, and a body that places no photo is not encoded for nothing.
+    marked = source
+    if edits:
+        data = source.encode()
+        for start, end, replacement in sorted(edits, reverse=True):
+            data = data[:start] + replacement + data[end:]
+        marked = data.decode()
+    body = pyromark.html(marked, options=_MARKDOWN_OPTIONS)
     if len(body) > MAX_HTML_BYTES:  # in characters: at least as many bytes
         raise BodyRefused(f"the body is {len(body):,} characters of HTML, more than the {MAX_HTML_BYTES:,} it may have")
     _refuse_deep(body)
