@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import front_matter, markup
 from .dates import parse_date
 from .errors import ContentError, PhotoRefused
-from .images import MAX_PHOTO_BYTES, PHOTO_SUFFIXES, measure
+from .images import MAX_PHOTO_BYTES, MEASURED_KEPT, PHOTO_SUFFIXES, Measure, measure
 from .model import Article, Image, Section, Site, Topic
 from .slugs import SLUG_PATTERN, slugify
 
@@ -272,7 +272,7 @@ def _image(root: Path, bundle: str, entry: Mapping[str, Any], number: int, name:
     if "." + file_name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES:
         raise ContentError(name, f"{where}: {file_name!r} is not a .jpg, .png, .webp or .gif file")
     try:
-        size = measure(_read_inside(f"{root}/{bundle}/{file_name}", root, MAX_PHOTO_BYTES), file_name)
+        size = _measure_photo(f"{root}/{bundle}/{file_name}", root, file_name)
     except _LeadsOutside:
         raise ContentError(f"{bundle}/{file_name}", "photo leads outside the content directory") from None
     except _NotRegular:
@@ -344,35 +344,77 @@ def _read_inside(path: str, root: Path | None, limit: int = MAX_TEXT_BYTES) -> b
     `root` (with `root` None, links are followed), _NotRegular for anything but a regular file,
     _TooLarge past `limit` bytes (before reading it whole into memory), and OSError as reading does.
 
-    Section and bundle folders are never links (the index skips those), so only the file itself
-    can lead elsewhere: it is opened without following a link, and only a link is looked into.
     One open, one fstat and the reads; this runs for every file of every article in a first build.
     """
+    descriptor = _open_inside(path, root)
     try:
-        descriptor = os.open(path, _OPEN_FLAGS | (0 if root is None else os.O_NOFOLLOW))
+        return _read_whole(descriptor, _regular(descriptor, path, limit), limit)
+    finally:
+        os.close(descriptor)
+
+
+def _measure_photo(path: str, root: Path, file_name: str) -> Measure:
+    """`measure` of the photo file at `path`, raising as `_read_inside` does. A file this process
+    measured before is not read again while its inode, size and times are unchanged: an edit to an
+    article's text does not read and hash its photos of many megabytes once more."""
+    descriptor = _open_inside(path, root)
+    try:
+        status = _regular(descriptor, path, MAX_PHOTO_BYTES)
+        # The change time too: a rewrite can keep the size and set the modification time back.
+        identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        known = _measured_files.get(identity)
+        if known is not None:
+            return known
+        data = _read_whole(descriptor, status, MAX_PHOTO_BYTES)
+    finally:
+        os.close(descriptor)
+    measured = measure(data, file_name)
+    if len(_measured_files) >= MEASURED_KEPT:
+        del _measured_files[next(iter(_measured_files))]
+    _measured_files[identity] = measured
+    return measured
+
+
+#: Photo files measured, by identity (`_measure_photo`); a bounded, first-in first-out memo.
+_measured_files: dict[tuple[int, int, int, int, int], Measure] = {}
+
+
+def _open_inside(path: str, root: Path | None) -> int:
+    """A descriptor of the file at `path`, opened without waiting.
+
+    Section and bundle folders are never links (the index skips those), so only the file itself
+    can lead elsewhere: it is opened without following a link, and only a link is looked into.
+    """
+    try:
+        return os.open(path, _OPEN_FLAGS | (0 if root is None else os.O_NOFOLLOW))
     except OSError as error:
         if error.errno != errno.ELOOP or root is None:
             raise
         if not inside(path, root):
             raise _LeadsOutside(path) from None
-        descriptor = os.open(path, _OPEN_FLAGS)
-    try:
-        parts = []
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            raise _NotRegular(path)
-        if status.st_size > limit:
-            raise _TooLarge(status.st_size, limit)
-        wanted, total = status.st_size + 1, 0
-        while part := os.read(descriptor, wanted):
-            parts.append(part)
-            total += len(part)
-            if total > limit:  # it grew while being read
-                raise _TooLarge(total, limit)
-            wanted = 1 << 16
-        return b"".join(parts)
-    finally:
-        os.close(descriptor)
+        return os.open(path, _OPEN_FLAGS)
+
+
+def _regular(descriptor: int, path: str, limit: int) -> os.stat_result:
+    """The open file's status; raises _NotRegular or _TooLarge."""
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        raise _NotRegular(path)
+    if status.st_size > limit:
+        raise _TooLarge(status.st_size, limit)
+    return status
+
+
+def _read_whole(descriptor: int, status: os.stat_result, limit: int) -> bytes:
+    parts = []
+    wanted, total = status.st_size + 1, 0
+    while part := os.read(descriptor, wanted):
+        parts.append(part)
+        total += len(part)
+        if total > limit:  # it grew while being read
+            raise _TooLarge(total, limit)
+        wanted = 1 << 16
+    return b"".join(parts)
 
 
 def inside(path: str | Path, root: Path) -> bool:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
+import time
 from pathlib import Path
 
+import PIL.Image
 import pytest
 from flask.testing import FlaskClient
 from lxml import html
 
-from .conftest import Newsroom, get_ok, status
+from feeds import content
+from feeds.images import Measure, measure
+
+from .conftest import Newsroom, get_ok, parsed, status
 
 
 @pytest.fixture
@@ -88,6 +94,72 @@ def test_photos_are_served_with_their_bytes_and_type(
         assert response.status_code == 200
         assert response.mimetype == media_type
         assert response.get_data() == (room.root / "innlent/gos" / name).read_bytes()
+
+
+def _rewrite_keeping_size_and_time(path: Path, data: bytes) -> None:
+    """Overwrites the file in place, then sets its modification time back, as `cp -p` onto it or
+    a sync tool that keeps times would."""
+    before = path.stat()
+    assert len(data) == before.st_size, "the test needs a photo of the same size"
+    time.sleep(0.05)  # the kernel dates changes to the tick: the next write is a tick later
+    with open(path, "r+b") as file:
+        file.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+def _png(color: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (64, 48), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_photo_rewritten_with_its_size_and_time_kept_is_a_new_version(
+    newsroom: Newsroom, client: FlaskClient
+) -> None:
+    """A photo measured once is not read again while its file is unchanged (`_measure_photo`);
+    unchanged means the change time too, which no tool can set back."""
+    image = {"file": "mynd.png", "caption": "Hraunið.", "credit": "AFP"}
+    newsroom.article("innlent", "gos", title="Eldgos", images=[image])
+    photo = newsroom.write("innlent/gos/mynd.png", _png((200, 80, 20)))
+    with client.get("/innlent/gos/mynd.png") as response:
+        first_version = response.headers["ETag"]
+    replacement = _png((20, 80, 200))
+    _rewrite_keeping_size_and_time(photo, replacement)
+    # The photo's size and times are what the index's signature saw: only the text's edit makes the
+    # bundle read again, and then the photo must be measured anew.
+    newsroom.article("innlent", "gos", title="Eldgos breytt", images=[image])
+    assert "Eldgos breytt" in [entry.title for entry in parsed(client, "/feeds/rss.xml").entries]
+    with client.get("/innlent/gos/mynd.png") as response:
+        assert response.get_data() == replacement
+        assert response.headers["ETag"] != first_version
+    with client.get("/innlent/gos/mynd.png", headers={"If-None-Match": first_version}) as response:
+        assert response.status_code == 200
+
+
+def test_an_edit_to_the_text_does_not_measure_the_photos_again(
+    newsroom: Newsroom, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = {"file": "mynd.png", "caption": "Hraunið.", "credit": "AFP"}
+    newsroom.article("innlent", "gos", title="Eldgos", images=[image], photos={"mynd.png": (64, 48)})
+    assert status(client, "/feeds/rss.xml") == 200
+    measured: list[str] = []
+
+    def counted(data: bytes, file_name: str) -> Measure:
+        measured.append(file_name)
+        return measure(data, file_name)
+
+    monkeypatch.setattr(content, "measure", counted)
+    newsroom.article("innlent", "gos", title="Eldgos breytt", images=[image])
+    assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Eldgos breytt"]
+    assert measured == []
+    # A photo replaced by another file is measured again.
+    newsroom.photo("innlent", "gos", "mynd.png", (80, 60))
+    newsroom.article("innlent", "gos", title="Eldgos, ný mynd", images=[image])
+    [entry] = parsed(client, "/feeds/rss.xml").entries
+    assert (entry.title, measured) == ("Eldgos, ný mynd", ["mynd.png"])
+    assert entry.media_content[0]["width"] == "80"
 
 
 @pytest.mark.parametrize(
