@@ -45,12 +45,13 @@ WHY_MISSED = {
         " 50-70x (see the 200 gzip rows). Meeting it for plain 200s takes a smaller document or more cores."
     ),
     "first index build, 100k articles": (
-        "reading an article is about 0.6 ms of CPU in the worker processes (Markdown, sanitizing and"
-        " placing photos about 30%, front matter about 15%, the two looks at its files 13%, photos 13%) and"
-        " about 0.06 ms in the process writing the index, which competes for the same two cores: about 35 s"
-        " here at best. It scales with cores (slices of 1,000 bundles per worker process). What would meet"
-        " it: 3 or more cores, or bodies rendered by a single native library (Markdown, sanitizing and"
-        " figures in one pass)."
+        "reading an article is about 0.5 ms of CPU in the worker processes (1.68 M instructions, 1.91 M before"
+        " nh3 0.3.8 halved sanitizing) and about 0.05 ms in the process writing the index, which competes for"
+        " the same two cores: 25-29 s from memory. From disk, reading costs CPU of its own rather than waits (in"
+        " one pair of runs 77.5 CPU-s against 63.6, with both cores busy throughout), so a build from an emptied"
+        " page cache takes 32-34 s. It scales with cores (slices of 1,000 bundles per worker process); more worker"
+        " processes than cores did not help. What would meet it: 3 or more cores, or bodies rendered by a"
+        " single native library (Markdown, sanitizing and figures in one pass)."
     ),
 }
 PLAIN, GZIP, NOT_MODIFIED = "200", "200 gzip", "304"
