@@ -251,9 +251,12 @@ def _scalar(text: str) -> Any:
     return _scalar_of(read[1], read[2])
 
 
-def _scalar_of(quoted: str | None, plain: str) -> Any:
+def _scalar_of(quoted: str | None, plain: str | None) -> Any:
+    """The value of a scalar the patterns matched: exactly one of the two groups took part."""
     if quoted is not None:
         return quoted[1:-1] if quoted[0] == '"' else quoted[1:-1].replace("''", "'")
+    if plain is None:  # neither took part: not for this reader, PyYAML decides
+        raise _NotPlain
     return _plain_value(plain)
 
 
