@@ -74,7 +74,9 @@ def index_command(watch: bool, source: Path | None) -> None:
     if not watch:
         started = time.perf_counter()
         try:
-            report = publisher.sync_now(wait_seconds=0)
+            # A file whose reading crashes the process is left out and named, not the end of the
+            # command: small passes too are read in a worker process.
+            report = publisher.sync_now(wait_seconds=0, isolated=True)
         except IndexerBusy as error:
             raise click.ClickException(f"{error}; it keeps the index current") from None
         click.echo(
@@ -109,7 +111,7 @@ def index_command(watch: bool, source: Path | None) -> None:
 
 
 def _seed(publisher: Publisher, source: Path) -> None:
-    indexer = publisher.indexer()
+    indexer = publisher.indexer(isolated=True)
     started = time.perf_counter()
     try:
         indexer.acquire(wait=False)

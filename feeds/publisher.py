@@ -164,13 +164,14 @@ class Publisher:
                 raise Unavailable(f"the index could not be brought up to date: {error}") from error
             self._version_read_at = float("-inf")
 
-    def sync_now(self, wait_seconds: float) -> SyncReport:
+    def sync_now(self, wait_seconds: float, isolated: bool = False) -> SyncReport:
         """Brings the index in step with `content/` in this process, building it if need be.
 
         Files are read as they are: whoever asks for this has just finished writing them. Raises
         IndexerBusy if another indexer keeps the index's lock for longer than `wait_seconds`.
+        With `isolated`, no bundle is read in this process (see `indexer`).
         """
-        indexer = self.indexer(settle_seconds=0)
+        indexer = self.indexer(settle_seconds=0, isolated=isolated)
         deadline = time.monotonic() + wait_seconds
         while True:
             try:

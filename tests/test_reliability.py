@@ -497,6 +497,46 @@ def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_re
     assert str(problem).startswith("innlent/eitur/index.md: reading it ended the process")
 
 
+#: `flask --app app index`, in a process of its own, whose reader dies at the bundle "eitur".
+_POISONED_INDEX_COMMAND = """
+import os, signal, sys
+from feeds import scanner
+read_article = scanner.read_article
+def read(root, section, slug, site):
+    if slug == "eitur":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return read_article(root, section, slug, site)
+scanner.read_article = read
+from flask.cli import main
+sys.argv = ["flask", "--app", "app", "index"]
+main()
+"""
+
+
+def test_a_one_off_index_command_leaves_out_a_bundle_whose_reading_kills_the_process(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    """A few bundles are read in a worker process too, not in the command's own: the command
+    finishes, and names the bundle."""
+    newsroom.numbered(3)
+    newsroom.article("innlent", "eitur", title="Frétt sem lesandinn deyr á", date="2026-10-02T12:00:00Z")
+    cache = tmp_path / "cache"
+    environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", _POISONED_INDEX_COMMAND], cwd=ROOT, env=environment, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("read 4 bundles, removed 0"), result.stdout
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": cache, "INDEXER": "watch"})
+    publisher: Publisher = app.extensions["feeds"]
+    [problem] = publisher.store.problems()
+    assert str(problem).startswith("innlent/eitur/index.md: reading it ended the process")
+    with app.test_client() as client:
+        titles = sorted(entry.title for entry in parsed(client, "/feeds/rss.xml").entries)
+    assert titles == ["Frétt 0", "Frétt 1", "Frétt 2"]
+
+
 def _always_dies(job: object) -> list[object]:
     os.kill(os.getpid(), signal.SIGKILL)
     return []
