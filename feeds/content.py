@@ -14,6 +14,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import front_matter, markup
+from .bounded import BoundedCache
 from .dates import parse_date
 from .errors import ContentError, PhotoRefused
 from .images import MAX_PHOTO_BYTES, MEASURED_KEPT, PHOTO_SUFFIXES, Measure, measure
@@ -369,14 +370,12 @@ def _measure_photo(path: str, root: Path, file_name: str) -> Measure:
     finally:
         os.close(descriptor)
     measured = measure(data, file_name)
-    if len(_measured_files) >= MEASURED_KEPT:
-        del _measured_files[next(iter(_measured_files))]
-    _measured_files[identity] = measured
+    _measured_files.put(identity, measured)
     return measured
 
 
-#: Photo files measured, by identity (`_measure_photo`); a bounded, first-in first-out memo.
-_measured_files: dict[tuple[int, int, int, int, int], Measure] = {}
+#: Photo files measured, by identity (`_measure_photo`).
+_measured_files: BoundedCache[Measure] = BoundedCache(MEASURED_KEPT)
 
 
 def _open_inside(path: str, root: Path | None) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import imagesize
 import PIL.Image
 
+from .bounded import BoundedCache
 from .errors import PhotoRefused
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
@@ -36,7 +37,7 @@ class Measure:
 #: (an agency photo in several articles, a bundle read again after its text changed) are decoded
 #: once; the oldest go first.
 MEASURED_KEPT = 4096
-_measured: dict[str, Measure] = {}
+_measured: BoundedCache[Measure] = BoundedCache(MEASURED_KEPT)
 
 
 def sniff(head: bytes) -> str | None:
@@ -80,9 +81,7 @@ def measure(data: bytes, file_name: str) -> Measure:
         )
     _decode(data, file_name)
     measured = Measure(media_type, len(data), info.width, info.height, version)
-    if len(_measured) >= MEASURED_KEPT:
-        del _measured[next(iter(_measured))]
-    _measured[version] = measured
+    _measured.put(version, measured)
     return measured
 
 
