@@ -121,6 +121,12 @@ class Article:
         """Path of the article's page from the site root, e.g. "/innlent/gos/"."""
         return f"/{self.section}/{self.slug}/"
 
+    @property
+    def guid_key(self) -> str:
+        """What tells this article's GUID from others' on one site: two articles with the same key
+        share a GUID."""
+        return f"{self.tag_date}:{self.id}"
+
     def guid(self, authority: str) -> str:
         """The RFC 4151 tag URI that names this article in every feed, forever."""
-        return f"tag:{authority},{self.tag_date}:{self.id}"
+        return f"tag:{authority},{self.guid_key}"

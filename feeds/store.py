@@ -433,8 +433,7 @@ class Store:
         at a time: for `check`, not for a request."""
         paths_by_key: dict[str, list[str]] = {}
         for path, data in self._db()[1].execute("SELECT path, data FROM bundle WHERE data IS NOT NULL ORDER BY path"):
-            article = _decode_article(data)
-            paths_by_key.setdefault(f"{article.tag_date}:{article.id}", []).append(path)
+            paths_by_key.setdefault(_decode_article(data).guid_key, []).append(path)
         return [(key, paths) for key, paths in sorted(paths_by_key.items()) if len(paths) > 1]
 
     @_reading
