@@ -79,6 +79,8 @@ class SyncReport:
     version: ContentVersion
     #: Bundles left as they were, because a writer may not be done with them or they cannot be read now.
     deferred: Mapping[str, float]
+    #: Other bundles held back or published again, because an article that shares their GUID came or went.
+    regrouped: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +329,7 @@ class Scanner:
             for path in removed:
                 tx.remove(path)
             version = tx.bump_version(bool(parsed or removed))
-        return SyncReport(parsed, len(removed), (writer.generation, version), deferred)
+        return SyncReport(parsed, len(removed), (writer.generation, version), deferred, frozenset(tx.regrouped))
 
     def _sync_site(self, tx: Transaction) -> tuple[Site, bool]:
         """The site's settings, read again if their file changed; a broken file keeps the last good ones."""

@@ -23,6 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from .content import ARTICLE_FILE
 from .errors import ContentError, FeedsError, IndexUnavailable, NotFound
 from .model import Article, Section, Site, Topic
 
@@ -36,7 +37,7 @@ _Params = ParamSpec("_Params")
 #: fit SQLite's default 2 MB.
 BUILD_CACHE_KIB = 32 * 1024
 #: Bumped whenever the tables, their indexes or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: How long a process leaves a generation alone after finding it damaged.
@@ -57,10 +58,14 @@ CREATE TABLE bundle (
     signature TEXT NOT NULL,
     published INTEGER,
     data BLOB,
-    error TEXT);
+    error TEXT,
+    guid TEXT,
+    held BLOB);
 CREATE INDEX bundle_by_time ON bundle (published DESC, path DESC) WHERE data IS NOT NULL;
 CREATE INDEX bundle_by_section ON bundle (section, published DESC, path DESC) WHERE data IS NOT NULL;
 CREATE INDEX bundle_problems ON bundle (path, error) WHERE error IS NOT NULL;
+CREATE INDEX bundle_by_guid ON bundle (guid, published, path) WHERE guid IS NOT NULL;
+CREATE INDEX bundle_held ON bundle (path) WHERE held IS NOT NULL;
 CREATE TABLE topic (
     slug TEXT NOT NULL, published INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
@@ -108,6 +113,8 @@ class Bundle:
     topics: tuple[tuple[str, str], ...] = ()
     #: Why the bundle cannot be published as it stands; its last good version stays published.
     error: str | None = None
+    #: `Article.guid_key`: the bundles that share one are published one at a time (`Transaction.store`).
+    guid: str | None = None
 
     @classmethod
     def of(cls, path: str, section: str, signature: str, article: Article | None) -> Bundle:
@@ -117,6 +124,7 @@ class Bundle:
         return cls(
             path, section, signature, _seconds(article.published), _encode(article),
             "\n".join(article.left_out) or None, tuple((topic.slug, topic.name) for topic in article.topics),
+            guid=article.guid_key,
         )  # fmt: skip
 
     @classmethod
@@ -427,24 +435,22 @@ class Store:
         return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
     @_reading
-    def guid_clashes(self) -> list[tuple[str, list[str]]]:
-        """Stored articles that share a GUID (the same id, dated the same day), embargoed ones too:
-        each `day:id` shared, with the bundles that share it. Reads every stored article once, one
-        at a time: for `check`, not for a request."""
-        paths_by_key: dict[str, list[str]] = {}
-        for path, data in self._db()[1].execute("SELECT path, data FROM bundle WHERE data IS NOT NULL ORDER BY path"):
-            paths_by_key.setdefault(_decode_article(data).guid_key, []).append(path)
-        return [(key, paths) for key, paths in sorted(paths_by_key.items()) if len(paths) > 1]
-
-    @_reading
     def problems(self) -> tuple[ContentError, ...]:
         """Every stored file that cannot be published as it stands, with the reason."""
         rows = self._rows(
             "SELECT 'site', value FROM meta WHERE key = 'site_error'"
             " UNION ALL SELECT slug, error FROM section WHERE error IS NOT NULL"
-            " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL ORDER BY 1"
+            " UNION ALL SELECT path, error FROM bundle WHERE error IS NOT NULL"
         )
-        return tuple(_problem(line) for _, error in rows for line in str(error).splitlines())
+        problems = [(where, _problem(line)) for where, error in rows for line in str(error).splitlines()]
+        held = self._rows(
+            "SELECT held.path, held.guid, keeper.path FROM bundle AS held"
+            " LEFT JOIN bundle AS keeper ON keeper.guid = held.guid AND keeper.data IS NOT NULL"
+            " WHERE held.held IS NOT NULL"
+        )
+        problems += [(path, _held_back(path, guid, keeper)) for path, guid, keeper in held]
+        # Stable: a file's problems keep their order.
+        return tuple(problem for _, problem in sorted(problems, key=lambda found: found[0]))
 
     # -- connections -------------------------------------------------------------
 
@@ -613,6 +619,9 @@ class Transaction:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        #: Bundles other than those stored or removed whose article was held back or published
+        #: again, because an article that shares its GUID came or went.
+        self.regrouped: set[str] = set()
 
     def meta(self, key: str) -> bytes | str | int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -707,7 +716,7 @@ class Transaction:
         if bundle.error is not None:
             log.warning("%s", bundle.error)
             self.db.execute(
-                "INSERT INTO bundle VALUES (?, ?, ?, NULL, NULL, ?)"
+                "INSERT INTO bundle (path, section, signature, error) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET signature = excluded.signature, error = excluded.error",
                 (bundle.path, bundle.section, bundle.signature, bundle.error),
             )
@@ -715,24 +724,71 @@ class Transaction:
         # Published, with the photos it goes out without named as its problems.
         if bundle.left_out is not None:
             log.warning("%s", bundle.left_out)
+        before = self._guid_of(bundle.path)
         self.db.execute(
-            "INSERT OR REPLACE INTO bundle VALUES (?, ?, ?, ?, ?, ?)",
-            (bundle.path, bundle.section, bundle.signature, bundle.published, bundle.data, bundle.left_out),
-        )
+            "INSERT OR REPLACE INTO bundle (path, section, signature, published, data, error, guid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                bundle.path, bundle.section, bundle.signature, bundle.published, bundle.data, bundle.left_out,
+                bundle.guid,
+            ),
+        )  # fmt: skip
         self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
         if bundle.data is not None:
             self.db.executemany(
                 "INSERT INTO topic VALUES (?, ?, ?, ?)",
                 [(slug, bundle.published, bundle.path, name) for slug, name in bundle.topics],
             )
+        for guid in {before, bundle.guid}:
+            if guid is not None:
+                self._settle(guid)
 
     def adopt(self, path: str, signature: str) -> None:
         """Keeps a bundle as stored, under this node's signature of the same files."""
         self.db.execute("UPDATE bundle SET signature = ? WHERE path = ?", (signature, path))
 
     def remove(self, path: str) -> None:
+        before = self._guid_of(path)
         self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
+        if before is not None:
+            self._settle(before)
+
+    def _guid_of(self, path: str) -> str | None:
+        rows = self.db.execute("SELECT guid FROM bundle WHERE path = ?", (path,)).fetchall()
+        return None if not rows else rows[0][0]
+
+    def _settle(self, guid: str) -> None:
+        """Of the stored articles that share a GUID, publishes the one published first (then the
+        first by path, so that every node agrees whatever order it read them in) and holds back the
+        others: readers keep one item per GUID, so a second one would reach few subscribers, or
+        replace the first in their lists. `Store.problems` names each one held back."""
+        rows = self.db.execute(
+            "SELECT path, data IS NOT NULL FROM bundle WHERE guid = ? ORDER BY published, path", (guid,)
+        ).fetchall()
+        for rank, (path, published) in enumerate(rows):
+            if rank == 0 and not published:
+                self._release(path)
+            elif rank > 0 and published:
+                log.warning("%s", _held_back(path, guid, rows[0][0]))
+                self._hold(path)
+
+    def _hold(self, path: str) -> None:
+        # Every query of published articles asks for `data IS NOT NULL`: moved aside, the
+        # article is in no feed, page or count, and its topics go with it.
+        self.db.execute("UPDATE bundle SET held = data, data = NULL WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
+        self.regrouped.add(path)
+
+    def _release(self, path: str) -> None:
+        ((data, published),) = self.db.execute(
+            "UPDATE bundle SET data = held, held = NULL WHERE path = ? RETURNING data, published", (path,)
+        ).fetchall()
+        self.db.executemany(
+            "INSERT INTO topic VALUES (?, ?, ?, ?)",
+            [(topic.slug, published, path, topic.name) for topic in _decode_article(data).topics],
+        )
+        self.regrouped.add(path)
 
     def bump_version(self, changed: bool) -> int:
         """Raises the content version if anything changed (and on the first pass); returns it."""
@@ -769,6 +825,14 @@ def _moment(seconds: int | None) -> datetime | None:
 
 def _seconds(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def _held_back(path: str, guid: str, keeper: str | None) -> ContentError:
+    return ContentError(
+        f"{path}/{ARTICLE_FILE}",
+        f"held back: it shares its GUID (…,{guid}) with {keeper}, published before it, and readers show one"
+        " item per GUID: give it an id of its own",
+    )
 
 
 def _problem(line: str) -> ContentError:

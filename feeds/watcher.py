@@ -240,7 +240,7 @@ class Watcher:
 
     def _synced(self, report: SyncReport, asked: frozenset[str] | None) -> None:
         if self.on_sync is not None:
-            self.on_sync(report, asked)
+            self.on_sync(report, None if asked is None else asked | report.regrouped)
 
     def _probe(self, work: _Work, damaged: bool) -> SyncReport | None:
         """Rebuilds the index if it is damaged (its file, a reader's report, or the last error says

@@ -210,22 +210,6 @@ def test_archive_periods_beyond_the_years_of_articles_are_not_found(client: Flas
     assert status(client, url) == 404
 
 
-def test_check_names_articles_that_would_share_a_guid(newsroom: Newsroom, app: Flask) -> None:
-    """A bundle copied to start a new article keeps the old one's id: on the same day, both have
-    one GUID, and readers show one of them. The same id on another day is another GUID."""
-    newsroom.article("innlent", "gos", title="Eldgos hafið", id="2026-gos", date="2026-10-01T12:00:00Z")
-    newsroom.article("innlent", "gos-afrit", title="Nýtt eldgos", id="2026-gos", date="2026-10-01T18:00:00Z")
-    newsroom.article("innlent", "gos-sidar", title="Gosi lokið", id="2026-gos", date="2026-10-09T12:00:00Z")
-    result = app.test_cli_runner().invoke(args=["check"])
-    assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
-        "innlent/gos/index.md: shares its GUID (…,2026-10-01:2026-gos) with innlent/gos-afrit, so readers show"
-        " only one of them: give each article an id of its own",
-        "innlent/gos-afrit/index.md: shares its GUID (…,2026-10-01:2026-gos) with innlent/gos, so readers show"
-        " only one of them: give each article an id of its own",
-    ]
-
-
 def test_a_fixed_article_comes_back(newsroom: Newsroom, client: FlaskClient) -> None:
     newsroom.write("innlent/lagad/index.md", "---\ntitle: [\n---\n")
     assert parsed(client, "/feeds/rss.xml").entries == []
