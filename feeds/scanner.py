@@ -79,7 +79,8 @@ class SyncReport:
     version: ContentVersion
     #: Bundles left as they were, because a writer may not be done with them or they cannot be read now.
     deferred: Mapping[str, float]
-    #: Other bundles held back or published again, because an article that shares their GUID came or went.
+    #: Bundles held back or published again, because an article that shares their GUID came or
+    #: went: named by a sync of named bundles (after a whole pass, every scope is looked at).
     regrouped: frozenset[str] = frozenset()
 
 

@@ -619,8 +619,8 @@ class Transaction:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        #: Bundles other than those stored or removed whose article was held back or published
-        #: again, because an article that shares its GUID came or went.
+        #: Bundles whose article was held back or published again in this transaction, because
+        #: an article that shares its GUID came or went (a bundle held back as it is stored, too).
         self.regrouped: set[str] = set()
 
     def meta(self, key: str) -> bytes | str | int | None:
