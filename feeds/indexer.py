@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
+from . import renditions
 from .errors import FeedsError
 from .metrics import Metrics
 from .scanner import Completeness, Scanner, SyncReport
@@ -288,6 +289,8 @@ class Indexer:
         for old in self.files.generations():
             if old != writer.generation:
                 self.files.remove(old)
+        # A new generation does not know which photos the old one had and dropped.
+        renditions.discard_unused(self.files.cache_dir, writer.photo_in_use)
 
     def _salvage(self, old: Writer, new: Writer) -> None:
         # The open connection still reads the old file whole, even though it was deleted.

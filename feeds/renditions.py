@@ -9,9 +9,12 @@ changes and may be cached for a long time; the files are never in `content/`.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import PIL.Image
@@ -20,6 +23,8 @@ import PIL.ImageOps
 from .errors import NotFound, Unavailable
 from .images import digest
 from .model import RENDITION_VERSION_LENGTH, Image
+
+log = logging.getLogger(__name__)
 
 #: A rendition's folder in its URL: its width and the start of the photo's digest, "320w-1a2b3c4d5e6f".
 RENDITION_FOLDER = re.compile(rf"^(?P<width>[1-9][0-9]{{1,4}})w-(?P<digest>[0-9a-f]{{{RENDITION_VERSION_LENGTH}}})$")
@@ -39,7 +44,7 @@ def rendition(cache_dir: Path, image: Image, original: Path, width: int) -> Path
     sizes = dict(image.renditions)
     if width not in sizes:
         raise NotFound("photo", image.rendition_src(width))
-    path = cache_dir / "renditions" / image.digest[:2] / image.digest / f"{width}{original.suffix.lower()}"
+    path = _folder(cache_dir, image.digest) / f"{width}{original.suffix.lower()}"
     if path.exists():
         return path
     try:
@@ -61,6 +66,45 @@ def rendition(cache_dir: Path, image: Image, original: Path, width: int) -> Path
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:
         raise Unavailable(f"{image.src}: the rendition {width} wide could not be made: {error}") from error
     return path
+
+
+def discard(cache_dir: Path, digests: Iterable[str]) -> int:
+    """Removes the renditions of the photos named by digest (those no stored article has any
+    more); returns how many photos had some."""
+    removed = 0
+    for photo in digests:
+        folder = _folder(cache_dir, photo)
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed the renditions of %d photos no article has any more", removed)
+    return removed
+
+
+def discard_unused(cache_dir: Path, in_use: Callable[[str], bool]) -> int:
+    """Removes the renditions of every photo that `in_use` says no stored article has; returns
+    how many photos had some. Lists every photo that has renditions: for after a rebuild, whose
+    new index does not know what the old one dropped."""
+    made = cache_dir / "renditions"
+    try:
+        shards = [entry.path for entry in os.scandir(made) if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    unused: list[str] = []
+    for shard in shards:
+        with os.scandir(shard) as entries:
+            unused += (entry.name for entry in entries if _DIGEST.fullmatch(entry.name) and not in_use(entry.name))
+    return discard(cache_dir, unused)
+
+
+#: A photo's folder of renditions is named by its whole digest (`images.digest`: 16 bytes in hex).
+_DIGEST = re.compile(r"[0-9a-f]{32}")
+
+
+def _folder(cache_dir: Path, photo: str) -> Path:
+    """Where the renditions of the photo with this digest are kept."""
+    return cache_dir / "renditions" / photo[:2] / photo
 
 
 def _scaled(data: bytes, image: Image, size: tuple[int, int]) -> bytes:

@@ -23,6 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from . import renditions
 from .content import ARTICLE_FILE
 from .errors import ContentError, FeedsError, IndexUnavailable, NotFound
 from .model import Article, Section, Site, Topic
@@ -37,7 +38,7 @@ _Params = ParamSpec("_Params")
 #: fit SQLite's default 2 MB.
 BUILD_CACHE_KIB = 32 * 1024
 #: Bumped whenever the tables, their indexes or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: How long a process leaves a generation alone after finding it damaged.
@@ -60,7 +61,8 @@ CREATE TABLE bundle (
     data BLOB,
     error TEXT,
     guid TEXT,
-    held BLOB);
+    held BLOB,
+    photos TEXT);
 CREATE INDEX bundle_by_time ON bundle (published DESC, path DESC) WHERE data IS NOT NULL;
 CREATE INDEX bundle_by_section ON bundle (section, published DESC, path DESC) WHERE data IS NOT NULL;
 CREATE INDEX bundle_problems ON bundle (path, error) WHERE error IS NOT NULL;
@@ -70,6 +72,7 @@ CREATE TABLE topic (
     slug TEXT NOT NULL, published INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
 CREATE INDEX topic_by_path ON topic (path);
+CREATE TABLE photo (digest TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (digest, path)) WITHOUT ROWID;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -115,6 +118,8 @@ class Bundle:
     error: str | None = None
     #: `Article.guid_key`: the bundles that share one are published one at a time (`Transaction.store`).
     guid: str | None = None
+    #: The digests of its photos in `content/` (`Image.digest`), which name their renditions.
+    photos: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, path: str, section: str, signature: str, article: Article | None) -> Bundle:
@@ -124,7 +129,7 @@ class Bundle:
         return cls(
             path, section, signature, _seconds(article.published), _encode(article),
             "\n".join(article.left_out) or None, tuple((topic.slug, topic.name) for topic in article.topics),
-            guid=article.guid_key,
+            guid=article.guid_key, photos=tuple({image.digest: None for image in article.images if image.digest}),
         )  # fmt: skip
 
     @classmethod
@@ -606,12 +611,22 @@ class Writer:
         db = self.connection
         db.execute("BEGIN IMMEDIATE")
         try:
-            yield Transaction(db)
+            tx = Transaction(db)
+            yield tx
+            unused = tx.photos_unused()
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        # Only once no stored article has them: a rendition removed too early is made again, but
+        # one of an article that failed to store would be gone for nothing.
+        renditions.discard(self.files.cache_dir, unused)
+
+    def photo_in_use(self, photo: str) -> bool:
+        """Whether a stored article (published, embargoed, held back, or a broken save's last good
+        version) has the photo with this digest."""
+        return bool(self.connection.execute("SELECT 1 FROM photo WHERE digest = ? LIMIT 1", (photo,)).fetchall())
 
 
 class Transaction:
@@ -622,6 +637,8 @@ class Transaction:
         #: Bundles whose article was held back or published again in this transaction, because
         #: an article that shares its GUID came or went (a bundle held back as it is stored, too).
         self.regrouped: set[str] = set()
+        #: Digests of photos some stored article had before this transaction and has no more.
+        self._photos_dropped: set[str] = set()
 
     def meta(self, key: str) -> bytes | str | int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -724,39 +741,61 @@ class Transaction:
         # Published, with the photos it goes out without named as its problems.
         if bundle.left_out is not None:
             log.warning("%s", bundle.left_out)
-        before = self._guid_of(bundle.path)
+        guid, photos = self._stored(bundle.path)
         self.db.execute(
-            "INSERT OR REPLACE INTO bundle (path, section, signature, published, data, error, guid)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO bundle (path, section, signature, published, data, error, guid, photos)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 bundle.path, bundle.section, bundle.signature, bundle.published, bundle.data, bundle.left_out,
-                bundle.guid,
+                bundle.guid, " ".join(bundle.photos),
             ),
         )  # fmt: skip
+        self._photos_changed(bundle.path, photos, bundle.photos)
         self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
         if bundle.data is not None:
             self.db.executemany(
                 "INSERT INTO topic VALUES (?, ?, ?, ?)",
                 [(slug, bundle.published, bundle.path, name) for slug, name in bundle.topics],
             )
-        for guid in {before, bundle.guid}:
-            if guid is not None:
-                self._settle(guid)
+        for key in {guid, bundle.guid}:
+            if key is not None:
+                self._settle(key)
 
     def adopt(self, path: str, signature: str) -> None:
         """Keeps a bundle as stored, under this node's signature of the same files."""
         self.db.execute("UPDATE bundle SET signature = ? WHERE path = ?", (signature, path))
 
     def remove(self, path: str) -> None:
-        before = self._guid_of(path)
+        guid, photos = self._stored(path)
         self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
-        if before is not None:
-            self._settle(before)
+        self._photos_changed(path, photos, ())
+        if guid is not None:
+            self._settle(guid)
 
-    def _guid_of(self, path: str) -> str | None:
-        rows = self.db.execute("SELECT guid FROM bundle WHERE path = ?", (path,)).fetchall()
-        return None if not rows else rows[0][0]
+    def photos_unused(self) -> set[str]:
+        """Digests of the photos that stored articles had before this transaction and none has now."""
+        return {photo for photo in self._photos_dropped if not self.db.execute(
+            "SELECT 1 FROM photo WHERE digest = ? LIMIT 1", (photo,)
+        ).fetchall()}  # fmt: skip
+
+    def _stored(self, path: str) -> tuple[str | None, tuple[str, ...]]:
+        """The GUID key and the photos of the article stored for a bundle, if one is."""
+        rows = self.db.execute("SELECT guid, photos FROM bundle WHERE path = ?", (path,)).fetchall()
+        if not rows:
+            return None, ()
+        guid, photos = rows[0]
+        return guid, tuple(photos.split()) if photos else ()
+
+    def _photos_changed(self, path: str, before: tuple[str, ...], after: tuple[str, ...]) -> None:
+        if before == after:
+            return
+        gone = set(before) - set(after)
+        self.db.executemany("DELETE FROM photo WHERE digest = ? AND path = ?", [(photo, path) for photo in gone])
+        self.db.executemany(
+            "INSERT OR IGNORE INTO photo VALUES (?, ?)", [(photo, path) for photo in set(after) - set(before)]
+        )
+        self._photos_dropped |= gone
 
     def _settle(self, guid: str) -> None:
         """Of the stored articles that share a GUID, publishes the one published first (then the

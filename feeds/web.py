@@ -324,7 +324,14 @@ def _photo_file(path: Path, article: Article, image: Image, etag: str, cache_con
     Never the file's own time, inode or path (werkzeug's default ETag), which differ from node to
     node, and for a rendition with when this node happened to make it.
     """
-    response = send_file(path, mimetype=image.media_type, etag=etag, last_modified=article.updated, conditional=True)
+    try:
+        response = send_file(
+            path, mimetype=image.media_type, etag=etag, last_modified=article.updated, conditional=True
+        )
+    except FileNotFoundError:
+        # Gone since it was looked up: the newsroom removed the photo, or the indexer removed a
+        # rendition no article has any more.
+        raise NotFound("photo", image.src) from None
     response.headers["Cache-Control"] = cache_control
     # Keyed by its article: a photo replaced in place changes the article, which is purged.
     response.headers.extend(edge.key_headers([edge.article_key(article)]))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,6 +16,8 @@ from flask.testing import FlaskClient
 from lxml import html
 from PIL import Image
 
+from feeds import web
+from feeds.errors import NotFound
 from feeds.model import RENDITION_WIDTHS
 
 from .conftest import NS, Newsroom, attribute, find, get_ok, parsed, status, xml, xpath_strings
@@ -256,3 +260,109 @@ def test_a_photo_named_in_icelandic_with_spaces_has_urls_that_every_client_can_f
     for url in offered:
         assert status(client, url.removeprefix("http://localhost")) == 200, url
     assert get_ok(client, encoded) == original
+
+
+# -- renditions of photos no article has any more ---------------------------------------------------
+
+
+def rendition_folder(client: FlaskClient, tmp_path: Path, page: str = "/innlent/gos/", photo: int = 0) -> Path:
+    """Asks for the narrowest rendition of a photo on the page (the lead's by default) and returns
+    the folder it was made in."""
+    url = srcset(client, page)[photo][0][0].removeprefix("http://localhost")
+    assert status(client, url) == 200
+    width, _, version = url.split("/")[-2].partition("w-")
+    (made,) = (tmp_path / "cache" / "renditions").glob(f"{version[:2]}/{version}*/{width}.*")
+    return made.parent
+
+
+def made_folders(tmp_path: Path) -> set[Path]:
+    return set((tmp_path / "cache" / "renditions").glob("*/*"))
+
+
+def one_photo(newsroom: Newsroom, slug: str, photo: bytes, **meta: Any) -> None:
+    newsroom.write(f"innlent/{slug}/mynd.jpg", photo)
+    images = [{"file": "mynd.jpg", "caption": "Hraunið rennur.", "credit": "Ljósmynd/Jón Pétursson"}]
+    newsroom.article("innlent", slug, images=images, **meta)
+
+
+def test_the_renditions_of_a_replaced_photo_are_removed_and_the_others_kept(
+    photographed: Newsroom, client: FlaskClient, tmp_path: Path
+) -> None:
+    old = rendition_folder(client, tmp_path)
+    upright = rendition_folder(client, tmp_path, photo=1)
+    assert made_folders(tmp_path) == {old, upright}
+    photographed.write("innlent/gos/gos.jpg", noisy_jpeg((1600, 1000)))
+    new = rendition_folder(client, tmp_path)
+    assert new != old
+    assert made_folders(tmp_path) == {new, upright}
+
+
+@pytest.mark.parametrize("how", ["removed", "draft"])
+def test_a_photo_two_articles_share_keeps_its_renditions_until_neither_has_it(
+    newsroom: Newsroom, client: FlaskClient, tmp_path: Path, how: str
+) -> None:
+    photo = noisy_jpeg((800, 500))  # the same bytes in both: one digest, one set of renditions
+    one_photo(newsroom, "fyrri", photo, title="Fyrri frétt")
+    one_photo(newsroom, "seinni", photo, title="Seinni frétt")
+    folder = rendition_folder(client, tmp_path, "/innlent/fyrri/")
+    made = {path: path.stat().st_mtime_ns for path in folder.iterdir()}
+    shutil.rmtree(newsroom.root / "innlent" / "fyrri")
+    assert status(client, "/innlent/fyrri/") == 404
+    # The other article still has it: its renditions are the same files, not made again.
+    assert rendition_folder(client, tmp_path, "/innlent/seinni/") == folder
+    assert {path: path.stat().st_mtime_ns for path in folder.iterdir()} == made
+    if how == "removed":
+        shutil.rmtree(newsroom.root / "innlent" / "seinni")
+    else:
+        newsroom.article("innlent", "seinni", title="Seinni frétt", draft=True)
+    assert status(client, "/feeds/rss.xml") == 200  # the change is read
+    assert not folder.exists()
+    assert made_folders(tmp_path) == set()
+
+
+def test_an_article_held_back_keeps_the_renditions_of_its_photos(
+    newsroom: Newsroom, client: FlaskClient, tmp_path: Path
+) -> None:
+    """Published first, then held back by an article dated earlier that shares its GUID: its
+    photos' renditions are kept for when it is published again."""
+    one_photo(newsroom, "gos-afrit", noisy_jpeg((800, 500)), id="2026-gos", date="2026-10-01T18:00:00Z")
+    folder = rendition_folder(client, tmp_path, "/innlent/gos-afrit/")
+    one_photo(newsroom, "gos", noisy_jpeg((800, 500)), id="2026-gos", date="2026-10-01T12:00:00Z")
+    assert status(client, "/innlent/gos-afrit/") == 404
+    assert folder.exists()
+    shutil.rmtree(newsroom.root / "innlent" / "gos")
+    assert status(client, "/innlent/gos-afrit/") == 200
+    assert rendition_folder(client, tmp_path, "/innlent/gos-afrit/") == folder
+
+
+def test_a_rebuilt_index_removes_the_renditions_no_article_has_and_keeps_the_rest(
+    photographed: Newsroom, app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """A new generation does not know what the old one dropped: every photo's renditions are looked at."""
+    kept = rendition_folder(client, tmp_path)
+    stray = tmp_path / "cache" / "renditions" / "ab" / ("ab" + "0" * 30)
+    stray.mkdir(parents=True)
+    (stray / "320.jpg").write_bytes(b"a rendition of a photo deleted while no indexer ran")
+    other = tmp_path / "cache" / "renditions" / "ab" / "not-a-photo"
+    other.mkdir()
+    indexer = app.extensions["feeds"].indexer(settle_seconds=0)
+    indexer.acquire(wait=True)
+    try:
+        indexer.open()
+        indexer.rebuild("a test asks for one")
+    finally:
+        indexer.release()
+    assert kept.exists() and other.exists()
+    assert not stray.exists()
+
+
+def test_a_photo_file_gone_since_it_was_looked_up_is_not_found(
+    photographed: Newsroom, app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """The indexer removes a rendition, or the newsroom a photo, between the lookup and the sending:
+    a 404, not a 500."""
+    assert status(client, "/innlent/gos/gos.jpg") == 200
+    with app.test_request_context("/innlent/gos/gos.jpg"):
+        article, image, _ = app.extensions["feeds"].photo("innlent", "gos", "gos.jpg")
+        with pytest.raises(NotFound):
+            web._photo_file(tmp_path / "gone.jpg", article, image, image.digest, "no-cache")
