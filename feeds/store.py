@@ -626,7 +626,7 @@ class Writer:
     def photo_in_use(self, photo: str) -> bool:
         """Whether a stored article (published, embargoed, held back, or a broken save's last good
         version) has the photo with this digest."""
-        return bool(self.connection.execute("SELECT 1 FROM photo WHERE digest = ? LIMIT 1", (photo,)).fetchall())
+        return _photo_in_use(self.connection, photo)
 
 
 class Transaction:
@@ -775,9 +775,7 @@ class Transaction:
 
     def photos_unused(self) -> set[str]:
         """Digests of the photos that stored articles had before this transaction and none has now."""
-        return {photo for photo in self._photos_dropped if not self.db.execute(
-            "SELECT 1 FROM photo WHERE digest = ? LIMIT 1", (photo,)
-        ).fetchall()}  # fmt: skip
+        return {photo for photo in self._photos_dropped if not _photo_in_use(self.db, photo)}
 
     def _stored(self, path: str) -> tuple[str | None, tuple[str, ...]]:
         """The GUID key and the photos of the article stored for a bundle, if one is."""
@@ -805,10 +803,10 @@ class Transaction:
         rows = self.db.execute(
             "SELECT path, data IS NOT NULL FROM bundle WHERE guid = ? ORDER BY published, path", (guid,)
         ).fetchall()
-        for rank, (path, published) in enumerate(rows):
-            if rank == 0 and not published:
+        for rank, (path, public) in enumerate(rows):
+            if rank == 0 and not public:
                 self._release(path)
-            elif rank > 0 and published:
+            elif rank > 0 and public:
                 log.warning("%s", _held_back(path, guid, rows[0][0]))
                 self._hold(path)
 
@@ -864,6 +862,10 @@ def _moment(seconds: int | None) -> datetime | None:
 
 def _seconds(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def _photo_in_use(db: sqlite3.Connection, photo: str) -> bool:
+    return bool(db.execute("SELECT 1 FROM photo WHERE digest = ? LIMIT 1", (photo,)).fetchall())
 
 
 def _held_back(path: str, guid: str, keeper: str | None) -> ContentError:
