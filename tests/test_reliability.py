@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from bench.privileges import drop_permission_overrides
-from feeds import create_app, scanner
+from feeds import create_app, scanner, store
 from feeds.content import read_article
 from feeds.indexer import Indexer
 from feeds.model import Article, Site
@@ -148,6 +148,29 @@ def test_an_unreadable_section_folder_keeps_its_articles(newsroom: Newsroom) -> 
             "Erlend frétt",
             "Innlend frétt",
         ]
+
+
+# -- a new index ------------------------------------------------------------------------------------
+
+
+def test_a_new_index_has_every_index_of_the_schema(newsroom: Newsroom, client: FlaskClient) -> None:
+    """A new generation is filled without some of its indexes and given them at the end: once
+    built, it has every one, so that no request scans the table."""
+    newsroom.article("innlent", "gos", title="Eldgos hafið", topics=["Eldgos"])
+    assert parsed(client, "/feeds/rss.xml").entries
+    built = sqlite3.connect(health(client)[1]["index"]["path"])
+    expected = sqlite3.connect(":memory:")
+    expected.executescript(store._SCHEMA)
+    schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+    assert built.execute(schema).fetchall() == expected.execute(schema).fetchall()
+    assert {name for (name,) in built.execute("SELECT name FROM sqlite_master")} >= set(store.BUILT_AFTER)
+    plan = built.execute(
+        "EXPLAIN QUERY PLAN SELECT data FROM bundle WHERE data IS NOT NULL AND published <= 0"
+        " ORDER BY published DESC, path DESC LIMIT 20"
+    ).fetchall()
+    assert "bundle_by_time" in str(plan)
+    built.close()
+    expected.close()
 
 
 # -- a damaged index --------------------------------------------------------------------------------
