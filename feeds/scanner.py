@@ -285,7 +285,8 @@ class Scanner:
         absent that is not among them is deferred for GONE_RECHECK_SECONDS instead of removed: it
         went while this sync began, and the notification that may name its new folder is on its way.
         """
-        wanted = sorted(set(paths))
+        asked = set(paths)
+        wanted = sorted(asked)
         with writer.transaction() as tx:
             site = tx.site()
             if site is None:
@@ -316,13 +317,26 @@ class Scanner:
             parsed, examined_deferred = self._store_examined(tx, [job], len(present))
             deferred.update(examined_deferred)
             renamed = renames or {}
-            # A renamed bundle's old name stays until its new name is read; if the new name went
-            # too while this sync ran (renamed again), until the next sync reads where it went.
+            # The new name read: the old one goes in the same sync, asked for or not. A watcher
+            # holds a bundle whose file was closed a moment ago until it is quiet, so a rename
+            # followed at once by an edit in the new place brings the old name alone first.
+            for source, target in renamed.items():
+                if (
+                    source not in asked
+                    and target in present
+                    and target not in deferred
+                    and _presence(self.content_dir / source) == "absent"
+                    and tx.signatures([source])
+                ):
+                    removed.append(source)
+            # A renamed bundle's old name stays until its new name is read (in this sync or an
+            # earlier one); if the new name went too while this sync ran (renamed again), until the
+            # next sync reads where it went.
             for path in [path for path in removed if path in renamed]:
                 target = renamed[path]
                 if target in deferred:
                     deferred[path] = deferred[target]
-                elif target not in present and gone is not None and target not in gone:
+                elif target not in present and gone is not None and target not in gone and not tx.signatures([target]):
                     deferred[path] = now + GONE_RECHECK_SECONDS
                 else:
                     continue

@@ -105,6 +105,25 @@ def test_a_moved_bundle_keeps_its_guid(newsroom: Newsroom, worker: Flask) -> Non
     assert parsed(worker.test_client(), FEED).entries[0].id == guid
 
 
+@pytest.mark.parametrize("pause", [0.0, 0.01])
+def test_a_bundle_renamed_and_at_once_edited_in_its_new_place_leaves_nothing_under_its_old_name(
+    newsroom: Newsroom, worker: Flask, pause: float
+) -> None:
+    """The edit's file is held until it is quiet, so the old name is synced alone first: it must
+    still go once the new name is read, not wait for it for ever (which kept the old version
+    published, beside or instead of the new one, with the same GUID)."""
+    newsroom.article("innlent", "faersla", title="Færð frétt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    wait_until(lambda: "Færð frétt" in titles(worker))
+    (newsroom.root / "innlent" / "faersla").rename(newsroom.root / "innlent" / "faersla-ny")
+    time.sleep(pause)
+    newsroom.article("innlent", "faersla-ny", title="Færð og breytt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    wait_until(lambda: titles(worker) == ["Færð og breytt", "Fyrsta frétt", "Önnur frétt"])
+    client = worker.test_client()
+    assert client.get("/innlent/faersla/").status_code == 404
+    assert client.get("/innlent/faersla-ny/").status_code == 200
+    assert client.get("/healthz").get_json()["content_errors"] == []
+
+
 def test_a_half_written_file_is_never_published(newsroom: Newsroom, worker: Flask) -> None:
     text = front_matter({"title": "Löng frétt", "date": "2026-10-25T00:00:00Z"}) + "Upphaf. " * 200 + "ENDIR."
     path = newsroom.root / "innlent" / "longfrett" / "index.md"
