@@ -86,9 +86,8 @@ def discard_unused(cache_dir: Path, in_use: Callable[[str], bool]) -> int:
     """Removes the renditions of every photo that `in_use` says no stored article has; returns
     how many photos had some. Lists every photo that has renditions: for after a rebuild, whose
     new index does not know what the old one dropped."""
-    made = cache_dir / "renditions"
     try:
-        shards = [entry.path for entry in os.scandir(made) if entry.is_dir(follow_symlinks=False)]
+        shards = [entry.path for entry in os.scandir(_made_in(cache_dir)) if entry.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return 0
     unused: list[str] = []
@@ -102,9 +101,14 @@ def discard_unused(cache_dir: Path, in_use: Callable[[str], bool]) -> int:
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
+def _made_in(cache_dir: Path) -> Path:
+    """Where every rendition is kept: a folder for each photo, in one for the first two hex digits of its digest."""
+    return cache_dir / "renditions"
+
+
 def _folder(cache_dir: Path, photo: str) -> Path:
     """Where the renditions of the photo with this digest are kept."""
-    return cache_dir / "renditions" / photo[:2] / photo
+    return _made_in(cache_dir) / photo[:2] / photo
 
 
 def _scaled(data: bytes, image: Image, size: tuple[int, int]) -> bytes:
