@@ -41,7 +41,14 @@ BUILD_CACHE_KIB = 32 * 1024
 #: (`Writer.unpublished`). The settling of shared GUIDs needs bundle_by_guid, and waits with it.
 BUILT_AFTER = ("bundle_by_time", "bundle_by_section", "bundle_by_guid")
 #: Bumped whenever the tables, their indexes or the stored encoding change; the indexer then builds a new generation.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
+#: Bundles changed by one transaction beyond which none of them is logged (`Store.changes_since`):
+#: whoever follows the log takes a change that large as "anything may have changed".
+CHANGE_LOG_LIMIT = 5_000
+#: Content versions the change log reaches back, at most; older entries are dropped every
+#: CHANGE_LOG_PRUNE_EVERY versions.
+CHANGE_LOG_VERSIONS = 100_000
+CHANGE_LOG_PRUNE_EVERY = 1024
 #: How often a reading thread looks at the pointer and at the database file's header.
 CHECK_SECONDS = 0.01
 #: How long a process leaves a generation alone after finding it damaged.
@@ -76,6 +83,7 @@ CREATE TABLE topic (
     PRIMARY KEY (slug, published, path)) WITHOUT ROWID;
 CREATE INDEX topic_by_path ON topic (path);
 CREATE TABLE photo (digest TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (digest, path)) WITHOUT ROWID;
+CREATE TABLE change (version INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (version, path)) WITHOUT ROWID;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -437,6 +445,35 @@ class Store:
         return _moment(older), _moment(newer)
 
     @_reading
+    def changes_since(self, version: ContentVersion) -> frozenset[str] | None:
+        """The bundles ("section/slug") whose stored article changed in any way (stored, removed,
+        held back or published again) after `version`; None if the log does not reach back that
+        far: another generation, a version before its log begins, or a change too large to log."""
+        generation, db = self._db()
+        if generation != version[0]:
+            return None
+        # One statement, one snapshot: the log's start and its entries as one writer left them.
+        rows = db.execute(
+            "SELECT NULL, value FROM meta WHERE key = 'log_from'"
+            " UNION ALL SELECT path, NULL FROM change WHERE version > ?",
+            (version[1],),
+        ).fetchall()
+        log_from = next((int(value) for path, value in rows if path is None), None)
+        if log_from is None or version[1] < log_from:
+            return None
+        return frozenset(path for path, _ in rows if path is not None)
+
+    @_reading
+    def published_between(self, after: datetime, until: datetime) -> list[str]:
+        """The bundles of the public articles published after `after` and up to `until`: those an
+        embargo released between the two."""
+        rows = self._rows(
+            "SELECT path FROM bundle WHERE data IS NOT NULL AND published > ? AND published <= ?",
+            (_seconds(after), _seconds(until)),
+        )
+        return [path for (path,) in rows]
+
+    @_reading
     def next_release(self, now: datetime) -> datetime | None:
         """When the next embargoed article becomes public, if one is waiting."""
         row = self._row("SELECT MIN(published) FROM bundle WHERE data IS NOT NULL AND published > ?", (_seconds(now),))
@@ -594,6 +631,8 @@ class Writer:
                 for sql in made_after:
                     db.execute(sql)
                 tx.settle_every_guid()
+                # What the generation holds now is its start: changes are logged from here on.
+                tx.set_meta("log_from", int(tx.meta("version") or 0))
         finally:
             self._filling = False
             self._reconnect("WAL")
@@ -632,7 +671,7 @@ class Writer:
         db = self.connection
         db.execute("BEGIN IMMEDIATE")
         try:
-            tx = Transaction(db, settle_later=self._filling)
+            tx = Transaction(db, filling=self._filling)
             yield tx
             unused = tx.photos_unused()
         except BaseException:
@@ -653,14 +692,17 @@ class Writer:
 class Transaction:
     """Reads and writes inside one of the indexer's transactions."""
 
-    def __init__(self, db: sqlite3.Connection, settle_later: bool = False) -> None:
+    def __init__(self, db: sqlite3.Connection, filling: bool = False) -> None:
         self.db = db
-        self.settle_later = settle_later
+        #: A new generation is being filled: shared GUIDs are settled at its end, and nothing is logged.
+        self.filling = filling
         #: Bundles whose article was held back or published again in this transaction, because
         #: an article that shares its GUID came or went (a bundle held back as it is stored, too).
         self.regrouped: set[str] = set()
         #: Digests of photos some stored article had before this transaction and has no more.
         self._photos_dropped: set[str] = set()
+        #: Bundles whose stored article this transaction changed: logged with its version.
+        self._changed: set[str] = set()
 
     def meta(self, key: str) -> bytes | str | int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -773,6 +815,7 @@ class Transaction:
             ),
         )  # fmt: skip
         self._photos_changed(bundle.path, photos, bundle.photos)
+        self._touch(bundle.path)
         self.db.execute("DELETE FROM topic WHERE path = ?", (bundle.path,))
         if bundle.data is not None:
             self.db.executemany(
@@ -792,6 +835,7 @@ class Transaction:
         self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
         self._photos_changed(path, photos, ())
+        self._touch(path)
         if guid is not None:
             self._settle(guid)
 
@@ -822,7 +866,7 @@ class Transaction:
         first by path, so that every node agrees whatever order it read them in) and holds back the
         others: readers keep one item per GUID, so a second one would reach few subscribers, or
         replace the first in their lists. `Store.problems` names each one held back."""
-        if self.settle_later:
+        if self.filling:
             return
         rows = self.db.execute(
             "SELECT path, data IS NOT NULL FROM bundle WHERE guid = ? ORDER BY published, path", (guid,)
@@ -848,6 +892,7 @@ class Transaction:
         self.db.execute("UPDATE bundle SET held = data, data = NULL WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
         self.regrouped.add(path)
+        self._touch(path)
 
     def _release(self, path: str) -> None:
         ((data, published),) = self.db.execute(
@@ -858,15 +903,39 @@ class Transaction:
             [(topic.slug, published, path, topic.name) for topic in _decode_article(data).topics],
         )
         self.regrouped.add(path)
+        self._touch(path)
 
     def bump_version(self, changed: bool) -> int:
-        """Raises the content version if anything changed (and on the first pass); returns it."""
+        """Raises the content version if anything changed (and on the first pass); returns it, and
+        logs the bundles changed under it."""
         version = int(self.meta("version") or 0)
-        if changed or version == 0:
+        if changed or version == 0 or self._changed:
             version += 1
             self.set_meta("version", version)
             self.set_meta("changed_at", int(time.time()))
+            self._log(version)
         return version
+
+    def _touch(self, path: str) -> None:
+        if not self.filling:  # a new generation is filled unlogged: it is nobody's change
+            self._changed.add(path)
+
+    def _log(self, version: int) -> None:
+        """Logs the bundles this transaction changed under `version`; a change too large to log
+        starts the log again."""
+        if self.filling:
+            return
+        if len(self._changed) > CHANGE_LOG_LIMIT:  # read as a module global, for the tests
+            self.db.execute("DELETE FROM change")
+            self.set_meta("log_from", version)
+        else:
+            self.db.executemany("INSERT OR IGNORE INTO change VALUES (?, ?)", [(version, p) for p in self._changed])
+        if version % CHANGE_LOG_PRUNE_EVERY == 0:
+            oldest = version - CHANGE_LOG_VERSIONS
+            if oldest > int(self.meta("log_from") or 0):
+                self.db.execute("DELETE FROM change WHERE version <= ?", (oldest,))
+                self.set_meta("log_from", oldest)
+        self._changed.clear()
 
 
 def _section_range(section: str) -> tuple[str, str]:
