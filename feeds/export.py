@@ -516,6 +516,10 @@ class Exporter:
                 shutil.copyfile(source, temporary)
                 os.chmod(temporary, 0o644)
             os.replace(temporary, target)
+            # A rename between two links of one file does nothing: the file is in place (a photo
+            # edited in content/ in place, which the export had linked), and the new link stays.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)

@@ -337,3 +337,17 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert process.returncode == 0, log.read_text()
     assert not [path for path in outdir.rglob(".*")]
+
+
+def test_a_photo_rewritten_in_place_leaves_no_temporary_file(app: Flask, room: Newsroom, tmp_path: Path) -> None:
+    """The export hard-links photos: a photo then rewritten in content/ in place is the exported
+    file already, and linking it into place again must not leave the new link behind."""
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    photo = room.root / "innlent" / "eldgos-hafid" / "gos.jpg"
+    if os.stat(photo).st_ino != os.stat(outdir / "innlent" / "eldgos-hafid" / "gos.jpg").st_ino:
+        pytest.skip("the export could not hard-link the photo here")
+    room.photo("innlent", "eldgos-hafid", "gos.jpg", (900, 600))
+    assert counts(export(app, outdir))["written"] >= 1
+    assert (outdir / "innlent" / "eldgos-hafid" / "gos.jpg").read_bytes() == photo.read_bytes()
+    assert not [path.name for path in outdir.rglob(".*")], "no temporary file is left"
