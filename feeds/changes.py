@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,8 +68,10 @@ def fingerprint(value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Seen:
-    """Where a public article stands: what it is, its month, its section and its topics."""
+class Seen:
+    """Where a public article stands: what it is, its month, its section and its topics.
+
+    An empty fingerprint is one not known: the article is taken as changed when it is looked at."""
 
     fingerprint: str
     month: str
@@ -98,10 +100,10 @@ class ChangeTracker:
     Not thread-safe: one thread of the indexer's process calls `look` and `look_at_archives`.
     """
 
-    def __init__(self, publisher: Publisher, state_file: Path | None = None) -> None:
+    def __init__(self, publisher: Publisher, state_file: Path | None = None, base_url: str | None = None) -> None:
         self.publisher = publisher
         self.state_file = state_file
-        self.base_url = publisher.settings.base_url or PLACEHOLDER_BASE_URL
+        self.base_url = base_url or publisher.settings.base_url or PLACEHOLDER_BASE_URL
         #: Digest of each subscription document's bytes, by path.
         self._documents: dict[str, str] = {}
         #: Fingerprint of each subscription scope's description, by its feed path.
@@ -109,7 +111,7 @@ class ChangeTracker:
         #: The articles (by path) in each scope's subscription feeds, as last described.
         self._members: dict[Scope, frozenset[str]] = {}
         #: Every public article, by path; None until the first look has read them all.
-        self._known: dict[str, _Seen] | None = None
+        self._known: dict[str, Seen] | None = None
         #: Archive months to look at after the subscription feeds: the months articles left or
         #: joined, and whether each is known to have held an article before.
         self._archives_due: dict[Scope, bool] = {}
@@ -117,6 +119,29 @@ class ChangeTracker:
         #: those of its days or hours).
         self._documents_in: dict[Scope, set[Scope]] = {}
         self._load()
+
+    @property
+    def known(self) -> dict[str, Seen] | None:
+        """Every public article by path, as the last look left them; None before the first."""
+        return self._known
+
+    def resume(self, documents: Mapping[str, str], known: Mapping[str, Seen]) -> None:
+        """Starts from what another record says was published (a static export's manifest): the
+        digest of every feed document's bytes by path, subscription and archive ones, and where
+        every public article stood. The next look with bundles compares with these; a scope whose
+        description is not known is rendered and compared by its documents' digests."""
+        self._documents, self._scopes, self._documents_in = {}, {}, {}
+        for path, digest in documents.items():
+            found = scope_of_document(path)
+            if found is None:
+                continue
+            scope, period = found
+            if period is None:
+                self._documents[path] = digest
+                self._scopes[scope.feed_path] = ""  # there, and its description not known
+            else:
+                self._documents_in.setdefault(scope.archive(period[:7]), set()).add(scope.archive(period))
+        self._known = dict(known)
 
     def look(self, bundles: Collection[str] | None) -> Changes:
         """Describes the subscription feeds the change may touch, renders those whose description
@@ -147,7 +172,7 @@ class ChangeTracker:
                 scopes.update(scope for scope, members in self._members.items() if path in members)
                 section, _, slug = bundle.partition("/")
                 try:
-                    seen: _Seen | None = _seen(self.publisher.store.article(section, slug, now), zone)
+                    seen: Seen | None = _seen(self.publisher.store.article(section, slug, now), zone)
                 except NotFound:
                     seen = None
                 before = self._known.get(path)
@@ -216,7 +241,7 @@ class ChangeTracker:
         keys.update(edge.page_key(archive.page_path) for archive in changed | gone)
         return Changes(version, tuple(documents), tuple(went), frozenset(keys), len(due), 0)
 
-    def _moved(self, path: str, before: _Seen | None, after: _Seen | None) -> bool:
+    def _moved(self, path: str, before: Seen | None, after: Seen | None) -> bool:
         """Records which archive documents an article's change touches; True if it changed at all."""
         if before == after:
             return False
@@ -227,9 +252,9 @@ class ChangeTracker:
             self._archives_due[archive] = self._archives_due.get(archive, False) or archive in held_before
         return True
 
-    def _every_article(self, now: datetime, zone: ZoneInfo) -> dict[str, _Seen]:
+    def _every_article(self, now: datetime, zone: ZoneInfo) -> dict[str, Seen]:
         """Every public article, read through the site's subscription feed and then its archive."""
-        found: dict[str, _Seen] = {}
+        found: dict[str, Seen] = {}
         scope: Scope | None = Scope()
         while scope is not None:
             feed = self.publisher.feed(scope, self.base_url)
@@ -313,13 +338,25 @@ class ChangeTracker:
                 temporary.unlink()
 
 
-def _seen(article: Article, zone: ZoneInfo) -> _Seen:
+def _seen(article: Article, zone: ZoneInfo) -> Seen:
     topics = tuple(topic.slug for topic in article.topics)
-    return _Seen(fingerprint(article), month_of(article.published, zone), article.section, topics)
+    return Seen(fingerprint(article), month_of(article.published, zone), article.section, topics)
 
 
 def _path(scope: Scope) -> str:
     return scope.feed_path
+
+
+def scope_of_document(path: str) -> tuple[Scope, str | None] | None:
+    """The scope of a feed document's path ("/feeds/innlent/archive/2023-09-17/rss.xml"), and the
+    period of an archive document; None for a path that is no feed document."""
+    folder, _, name = path.rpartition("/")
+    if name not in {format_.file_name for format_ in FORMATS} or not (folder + "/").startswith("/feeds/"):
+        return None
+    base, archived, period = folder.partition("/archive/")
+    if archived and ("/" in period or not period):
+        return None
+    return _scope_of(base), (period if archived else None)
 
 
 def _scope_of(feed_path: str) -> Scope:

@@ -10,6 +10,11 @@ Only what changed is written. A manifest in the cache directory keeps, for every
 fingerprint of what it was made from (the articles, the site and the code), the digest of its
 bytes and its inode, size and modification time: a file whose inputs are unchanged, and which is
 still as it was written, is neither rendered nor written; one rendered to the same bytes is kept.
+A run that follows another looks only at what changed since (`Exporter.run`): the bundles the
+index logged as changed, the embargoes lifted and the archive periods ended, found as the indexer
+finds what to purge (changes.ChangeTracker, started from the manifest); anything else (new code,
+settings, another index, a log that does not reach back) is a whole run, which looks at every
+public URL and every file.
 `--watch` follows the index with the indexer's own change tracking (changes.ChangeTracker, driven
 by announcer.Announcer as for purges), and re-exports exactly the documents, pages and articles
 that changed bytes.
@@ -38,6 +43,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -49,15 +55,15 @@ import msgspec
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import watcher
+from . import edge, watcher
 from .announcer import Announcer
-from .changes import ChangeTracker, fingerprint
+from .changes import ChangeTracker, Seen, fingerprint, scope_of_document
 from .dates import month_of
 from .description import Feed, Scope
 from .errors import ConfigError, FeedsError, NotFound
 from .formats import FORMATS
 from .indexer import IndexerBusy, indexer_alive
-from .model import Article
+from .model import Article, Section
 from .notify import Notifier
 from .publisher import Publisher
 from .render.opml import OPML_FILE
@@ -73,7 +79,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bumped when the manifest's meaning changes; an older one is taken as none.
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+#: Bundles changed since the last run beyond which a whole run is made instead: it costs about as
+#: much as the scopes and months that many changes touch.
+CHANGES_LIMIT = 2_000
 #: The Content-Type each kind of file is served with, by how its name ends: the service's, and
 #: what deploy/nginx/static.conf sends for the same names. A rendered answer must agree.
 CONTENT_TYPES = {
@@ -126,10 +135,25 @@ class Entry(msgspec.Struct, array_like=True, frozen=True):
     gzipped: bool
 
 
+class Since(msgspec.Struct, array_like=True, frozen=True):
+    """Where the last run stood, so that the next need look only at what changed after it."""
+
+    #: The index's generation and content version when the run began.
+    generation: int
+    version: int
+    #: The clock then, in seconds since the epoch.
+    now: float
+    #: A fingerprint of the code, base URL, site and sections the run exported with.
+    common: str
+    #: Every public article it exported, by path: its month, section and topics.
+    articles: dict[str, tuple[str, str, tuple[str, ...]]]
+
+
 class _Manifest(msgspec.Struct):
     version: int
     base_url: str
     files: dict[str, Entry]
+    since: Since | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +195,8 @@ class Report:
     looked_at: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: Whether only what changed since the last run was looked at (else every URL and file).
+    since_last: bool = False
 
     def add(self, other: Report) -> None:
         self.written += other.written
@@ -184,6 +210,7 @@ class Report:
         return (
             f"{files} files: written {self.written}, kept {self.kept}, removed {self.removed}"
             f" ({self.looked_at} rendered or placed) in {self.seconds:.2f} s"
+            f", {'what changed since the last run' if self.since_last else 'every URL'} looked at"
         )
 
 
@@ -244,27 +271,108 @@ class Exporter:
         files = self.publisher.store.files
         name = hashlib.blake2b(os.fsencode(self.outdir), digest_size=8).hexdigest()
         self.manifest_file = files.cache_dir / f"export-{name}.manifest"
-        self._files: dict[str, Entry] = self._load()
+        self._files: dict[str, Entry] = {}
+        self._since: Since | None = None
+        self._load()
         self._lock = threading.Lock()
         self._saved_at = time.monotonic()
         self._folders: set[str] = set()
 
     # -- whole runs ------------------------------------------------------------------------
 
-    def run(self) -> Report:
-        """Exports everything the service publishes now; removes files of what it no longer does."""
+    def run(self, whole: bool = False) -> Report:
+        """Exports everything the service publishes now; removes files of what it no longer does.
+
+        After another run, looks only at what changed since, unless `whole`: then, and whenever
+        the changes cannot be known, every public URL and every file in OUTDIR is looked at (a file
+        changed or removed there by someone else is written again).
+        """
         with self._lock:
             started = time.perf_counter()
-            units = list(self.plan())
-            report = self._export(units)
-            wanted = {file_for(unit.url) for unit in units}
-            report.removed += self._remove([relative for relative in self._files if relative not in wanted])
+            report = None if whole else self._since_last()
+            if report is None:
+                report = self._whole()
             self._save()
             report.seconds = time.perf_counter() - started
             return report
 
-    def plan(self) -> Iterator[Unit]:
-        """Every public URL, with a fingerprint of what its body is made from.
+    def _whole(self) -> Report:
+        mark = self._mark()
+        articles: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        units = list(self.plan(articles))
+        report = self._export(units)
+        wanted = {file_for(unit.url) for unit in units}
+        report.removed += self._remove([relative for relative in self._files if relative not in wanted])
+        self._since = Since(*mark, articles)
+        return report
+
+    def _mark(self) -> tuple[int, int, float, str]:
+        """The index's version, the clock and the settings, read before anything is exported: what
+        changes meanwhile is looked at again next time."""
+        store = self.publisher.store
+        generation, version = store.version()
+        now = self.publisher.clock().timestamp()
+        return generation, version, now, self._common(store.sections())
+
+    def _common(self, sections: Iterable[Section]) -> str:
+        """A fingerprint of what every file is also made from: the code, the base URL, the site's
+        and the sections' settings (every page shows them)."""
+        return fingerprint((_code_version(), self.base_url, self.publisher.store.site(), sections))
+
+    def _since_last(self) -> Report | None:
+        """Exports what changed since the last run; None if that cannot be known."""
+        since = self._since
+        if since is None:
+            return None
+        mark = self._mark()
+        generation, _, seconds, common = mark
+        if (generation, common) != (since.generation, since.common) or seconds < since.now:
+            return None
+        store = self.publisher.store
+        changed = store.changes_since((since.generation, since.version))
+        if changed is None:
+            return None
+        then, now = datetime.fromtimestamp(since.now, UTC), datetime.fromtimestamp(seconds, UTC)
+        bundles = set(changed) | set(store.published_between(then, now))
+        if len(bundles) > CHANGES_LIMIT:
+            return None
+        documents = {f"/{name}": entry.digest for name, entry in self._files.items() if name.startswith("feeds/")}
+        scopes = [found[0] for path in documents if (found := scope_of_document(path)) and found[1] is None]
+        if not scopes:
+            return None
+        articles = since.articles
+        keys = self._periods_ended(set(scopes), then, now)
+        if bundles:
+            tracker = ChangeTracker(self.publisher, base_url=self.base_url)
+            tracker.resume(documents, {path: Seen("", *where) for path, where in articles.items()})
+            keys |= tracker.look(sorted(bundles)).keys | tracker.look_at_archives().keys
+            articles = {path: (seen.month, seen.section, seen.topics) for path, seen in (tracker.known or {}).items()}
+        report = self._changed(keys)
+        self._since = Since(*mark, articles)
+        report.kept = len(self._files) - report.written
+        report.since_last = True
+        return report
+
+    def _periods_ended(self, scopes: set[Scope], then: datetime, now: datetime) -> set[str]:
+        """Keys of the archive documents whose period ended between two runs: each says it is
+        complete now. Only the period a scope's newest articles were filed in can have, and its end
+        is an hour's, at the finest."""
+        zone = ZoneInfo(self.publisher.store.site().timezone)
+        if _hour(then, zone) == _hour(now, zone):
+            return set()
+        keys: set[str] = set()
+        site = self.publisher.store.site()
+        for scope in scopes:
+            period = self.publisher.archive_plan(scope, site, now).period_of(then)
+            if then < period.span(zone)[1] <= now:
+                archive = scope.archive(period.name)
+                keys.update(f"feed:{archive.document_path(format_.file_name)}" for format_ in FORMATS)
+                keys.add(edge.page_key(archive.page_path))
+        return keys
+
+    def plan(self, articles: dict[str, tuple[str, str, tuple[str, ...]]] | None = None) -> Iterator[Unit]:
+        """Every public URL, with a fingerprint of what its body is made from; each public article's
+        month, section and topics go into `articles`, by path.
 
         Found as a reader finds them: each scope's subscription feed (the site, every section, every
         topic), then its archive month by month through `prev-archive`; the site's feed and archive
@@ -276,13 +384,13 @@ class Exporter:
         publisher, store = self.publisher, self.publisher.store
         now = publisher.clock()
         sections = store.sections()
-        common = fingerprint((_code_version(), self.base_url, store.site(), sections))
+        common = self._common(sections)
         for url in FIXED_URLS:
             yield Unit(url, None)
         scopes = [Scope(), *(Scope(section=s.slug) for s in sections)]
         scopes += [Scope(topic=count.topic.slug) for count in store.topics(now)]
         zone = ZoneInfo(store.site().timezone)
-        articles: set[str] = set()
+        found_articles = {} if articles is None else articles
         for scope in scopes:
             try:
                 feed = publisher.feed(scope, self.base_url)
@@ -309,8 +417,9 @@ class Exporter:
                             months.append(neighbour)
                 if scope == Scope():
                     for article in document.articles:
-                        if article.path not in articles:
-                            articles.add(article.path)
+                        if article.path not in found_articles:
+                            topics = tuple(topic.slug for topic in article.topics)
+                            found_articles[article.path] = (month_of(article.published, zone), article.section, topics)
                             yield Unit(article.path, fingerprint((common, article)), group="articles")
                             yield from _photos(article)
 
@@ -321,35 +430,47 @@ class Exporter:
         `page:` documents, and each `article:` with its photos; and the front page and the OPML."""
         with self._lock:
             started = time.perf_counter()
-            urls: dict[str, None] = dict.fromkeys(FIXED_URLS[:2])
-            articles: list[str] = []
-            for key in sorted(keys):
-                kind, _, path = key.partition(":")
-                if kind in ("feed", "page"):
-                    urls[path] = None
-                elif kind == "article":
-                    urls[path] = None
-                    articles.append(path)
-            units = [Unit(url, None) for url in urls]
-            report = Report()
-            gone: list[str] = []
-            for path in articles:
-                section, _, slug = path.strip("/").partition("/")
-                try:
-                    photos = list(_photos(self.publisher.article(section, slug)))
-                except NotFound:
-                    photos = []
-                units += photos
-                # Files of the article's folder that it no longer has: photos removed or replaced.
-                keep = {file_for(unit.url) for unit in photos} | {file_for(path)}
-                folder = path.lstrip("/")
-                gone += [name for name in self._files if name.startswith(folder) and name not in keep]
-            report.add(self._export(units))
-            report.removed += self._remove(gone)
+            report = self._changed(keys)
             if time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
                 self._save()
             report.seconds = time.perf_counter() - started
             return report
+
+    def _changed(self, keys: Collection[str]) -> Report:
+        urls: dict[str, None] = dict.fromkeys(FIXED_URLS[:2])
+        articles: list[str] = []
+        for key in sorted(keys):
+            kind, _, path = key.partition(":")
+            if kind in ("feed", "page"):
+                urls[path] = None
+            elif kind == "article":
+                urls[path] = None
+                articles.append(path)
+        units = [Unit(url, None) for url in urls]
+        report = Report()
+        # Files of each article's folder that it no longer has (photos removed or replaced) go.
+        keep: dict[str, set[str]] = {}
+        for path in articles:
+            section, _, slug = path.strip("/").partition("/")
+            try:
+                photos = list(_photos(self.publisher.article(section, slug)))
+            except NotFound:
+                photos = []
+            units += photos
+            keep[path.lstrip("/")] = {file_for(unit.url) for unit in photos} | {file_for(path)}
+        gone = [name for name in self._in_folders(keep) if name not in keep[_article_folder(name)]]
+        report.add(self._export(units))
+        report.removed += self._remove(gone)
+        return report
+
+    def _in_folders(self, folders: Collection[str]) -> list[str]:
+        """The files of the manifest in any of these article folders ("innlent/slug/")."""
+        if not folders:
+            return []
+        if len(folders) <= 32:  # a scan in C; with many folders, a lookup per file is cheaper
+            prefixes = tuple(folders)
+            return [name for name in self._files if name.startswith(prefixes)]
+        return [name for name in self._files if _article_folder(name) in folders]
 
     def close(self) -> None:
         """Saves the manifest (a watching export saves it now and then, and when it stops)."""
@@ -557,20 +678,19 @@ class Exporter:
 
     # -- the manifest ----------------------------------------------------------------------
 
-    def _load(self) -> dict[str, Entry]:
+    def _load(self) -> None:
         try:
             manifest = msgspec.msgpack.decode(self.manifest_file.read_bytes(), type=_Manifest)
         except FileNotFoundError:
-            return {}
+            return
         except (OSError, msgspec.DecodeError) as error:
             log.warning("%s: not used (%s); every file is looked at", self.manifest_file, error)
-            return {}
-        if manifest.version != MANIFEST_VERSION or manifest.base_url != self.base_url:
-            return {}
-        return manifest.files
+            return
+        if manifest.version == MANIFEST_VERSION and manifest.base_url == self.base_url:
+            self._files, self._since = manifest.files, manifest.since
 
     def _save(self) -> None:
-        data = msgspec.msgpack.encode(_Manifest(MANIFEST_VERSION, self.base_url, self._files))
+        data = msgspec.msgpack.encode(_Manifest(MANIFEST_VERSION, self.base_url, self._files, self._since))
         temporary = _temporary(self.manifest_file)
         try:
             with open(temporary, "wb") as handle:
@@ -636,6 +756,16 @@ def _exporter() -> Exporter:
     if _forked is None:
         raise RuntimeError("not in a worker process of an export")
     return _forked
+
+
+def _article_folder(name: str) -> str:
+    """The article folder a file name is in: "innlent/slug/" for "innlent/slug/640w-x/gos.jpg"."""
+    section, _, rest = name.partition("/")
+    return f"{section}/{rest.partition('/')[0]}/"
+
+
+def _hour(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(minute=0, second=0, microsecond=0)
 
 
 def _temporary(target: Path) -> Path:
@@ -727,9 +857,10 @@ class ExportSink(Notifier):
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--base-url", help="Prefix of every URL in the files (default: FEEDS_BASE_URL, else the site's).")
 @click.option("--watch", is_flag=True, help="Keep exporting each change until stopped.")
+@click.option("--whole", is_flag=True, help="Look at every URL and file, not only at what changed since the last run.")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="Processes for a full run.")
 @with_appcontext
-def export_command(outdir: Path, base_url: str | None, watch: bool, workers: int) -> None:
+def export_command(outdir: Path, base_url: str | None, watch: bool, whole: bool, workers: int) -> None:
     """Writes every feed, archive document, page and photo the service publishes into OUTDIR as
     files, with a .gz beside each text file; a later run writes only what changed.
 
@@ -745,7 +876,7 @@ def export_command(outdir: Path, base_url: str | None, watch: bool, workers: int
         raise click.UsageError("no base URL: give --base-url, or set FEEDS_BASE_URL or the site's base_url")
     try:
         exporter = Exporter(current_app._get_current_object(), outdir, base, workers)  # type: ignore[attr-defined]
-        report = exporter.run()
+        report = exporter.run(whole=whole)
     except (FeedsError, OSError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"exported {exporter.outdir} for {exporter.base_url}: {report}")

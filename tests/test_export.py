@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -337,6 +338,125 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert process.returncode == 0, log.read_text()
     assert not [path for path in outdir.rglob(".*")]
+
+
+def tree(outdir: Path) -> dict[str, bytes]:
+    return {name: found[2] for name, found in files(outdir).items()}
+
+
+def test_a_run_after_changes_looks_only_at_them_and_writes_what_a_whole_run_writes(
+    app: Flask, room: Newsroom, clock: Clock, tmp_path: Path
+) -> None:
+    """After each kind of change, the run that follows looks only at what changed (the index's
+    log of changed bundles, lifted embargoes, ended periods), and OUTDIR is then byte for byte what
+    a whole export into an empty folder writes; a file whose bytes did not change is not rewritten."""
+    outdir = tmp_path / "public"
+    assert "every URL looked at" in export(app, outdir).output
+    busy = [f"annad-{number}" for number in range(4)]
+
+    def remove(*bundles: str) -> None:
+        for bundle in bundles:
+            shutil.rmtree(room.root / bundle)
+
+    def move(source: str, target: str) -> None:
+        (room.root / target).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(room.root / source, room.root / target)
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("nothing", lambda: None),
+        (
+            "an edit",
+            lambda: room.article(
+                "erlent",
+                "eldflaug",
+                title="Eldflaug skotið á loft í nótt",
+                date="2026-10-05T07:30:00Z",
+                topics=["Norður-Kórea", "Eldgos"],
+            ),
+        ),
+        (
+            "a new article in a month of its own, with a new topic and a photo",
+            lambda: room.article(
+                "innlent",
+                "hvalir",
+                title="Hvalir í Hvalfirði",
+                date="2026-07-14T08:00:00Z",
+                topics=["Hvalir"],
+                images=[{"file": "hvalur.jpg", "caption": "Hnúfubakur.", "credit": "AFP/KCNA"}],
+                photos={"hvalur.jpg": (500, 400)},
+            ),
+        ),
+        (
+            "an article moved to another month",
+            lambda: room.article(
+                "erlent",
+                "eldflaug",
+                title="Eldflaug skotið á loft í nótt",
+                date="2026-06-05T07:30:00Z",
+                topics=["Norður-Kórea", "Eldgos"],
+            ),
+        ),
+        (
+            "a month so busy that it is cut into days",
+            lambda: [
+                room.article("innlent", slug, date=f"2026-10-{10 + number}T12:00:00Z", topics=["Eldgos"])
+                for number, slug in enumerate(busy)
+            ],
+        ),
+        ("the busy month back to one document", lambda: remove(*(f"innlent/{slug}" for slug in busy))),
+        ("a topic's only article removed", lambda: remove("innlent/thingvellir")),
+        ("a photo replaced", lambda: room.photo("innlent", "eldgos-hafid", "gos.jpg", (900, 600))),
+        (
+            "an article made a draft",
+            lambda: room.article(
+                "innlent", "stormur", title="Appelsínugul viðvörun", date="2026-10-20T18:00:00Z", draft=True
+            ),
+        ),
+        ("a bundle moved to another section", lambda: move("innlent/hvalir", "erlent/hvalir")),
+        (
+            "a copy that shares an article's GUID, held back",
+            lambda: room.article(
+                "erlent", "kosning-afrit", id="erlent/kosning", title="Kosningar (afrit)", date="2026-09-20T13:00:00Z"
+            ),
+        ),
+        ("the first gone: the copy is published", lambda: move("erlent/kosning", "../kosning")),
+        (
+            "an article of the month that is running",
+            lambda: room.article(
+                "erlent", "nyjast", title="Nýjasta fréttin", date="2026-11-01T10:00:00Z", topics=["Hvalir"]
+            ),
+        ),
+        ("the month ends", lambda: clock.advance(days=30)),
+        ("an embargo lifts", lambda: clock.advance(days=30)),
+    ]
+    for number, (what, change) in enumerate(steps):
+        before = files(outdir)
+        change()
+        result = export(app, outdir)
+        assert "what changed since the last run looked at" in result.output, what
+        after = files(outdir)
+        fresh = tmp_path / f"fresh-{number}"
+        export(app, fresh)
+        assert tree(outdir) == tree(fresh), what
+        changed = {name for name in after if name in before and after[name][2] != before[name][2]}
+        rewritten = {name for name in after if name in before and after[name][:2] != before[name][:2]}
+        assert changed == rewritten, what
+        written = [name for name in set(after) - set(before) | changed if not name.endswith(".gz")]
+        assert counts(result)["written"] == len(written), what
+        if what == "nothing":
+            assert counts(result) == {"written": 0, "kept": len([n for n in after if not n.endswith(".gz")]),
+                                      "removed": 0}  # fmt: skip
+    assert (outdir / "feeds" / "archive" / "2026-10-10").exists() is False
+    # New settings show on every page: all is looked at again.
+    room.section("erlent", "Útlönd", "Fréttir utan úr heimi")
+    result = export(app, outdir)
+    assert "every URL looked at" in result.output
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh-settings"))
+
+
+def export_fresh(app: Flask, outdir: Path) -> Path:
+    export(app, outdir)
+    return outdir
 
 
 def test_a_photo_rewritten_in_place_leaves_no_temporary_file(app: Flask, room: Newsroom, tmp_path: Path) -> None:
