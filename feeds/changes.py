@@ -78,6 +78,12 @@ class Seen:
     section: str
     topics: tuple[str, ...]
 
+    @classmethod
+    def of(cls, article: Article, zone: ZoneInfo) -> Seen:
+        """Where the article stands now."""
+        topics = tuple(topic.slug for topic in article.topics)
+        return cls(fingerprint(article), month_of(article.published, zone), article.section, topics)
+
     @property
     def scopes(self) -> set[Scope]:
         return {Scope(), Scope(section=self.section), *(Scope(topic=topic) for topic in self.topics)}
@@ -172,7 +178,7 @@ class ChangeTracker:
                 scopes.update(scope for scope, members in self._members.items() if path in members)
                 section, _, slug = bundle.partition("/")
                 try:
-                    seen: Seen | None = _seen(self.publisher.store.article(section, slug, now), zone)
+                    seen: Seen | None = Seen.of(self.publisher.store.article(section, slug, now), zone)
                 except NotFound:
                     seen = None
                 before = self._known.get(path)
@@ -258,7 +264,7 @@ class ChangeTracker:
         scope: Scope | None = Scope()
         while scope is not None:
             feed = self.publisher.feed(scope, self.base_url)
-            found.update((article.path, _seen(article, zone)) for article in feed.articles)
+            found.update((article.path, Seen.of(article, zone)) for article in feed.articles)
             scope = None if feed.archive.previous is None else Scope(month=feed.archive.previous)
         return found
 
@@ -336,11 +342,6 @@ class ChangeTracker:
             log.warning("cannot record what was announced: %s", error)
             with contextlib.suppress(OSError):
                 temporary.unlink()
-
-
-def _seen(article: Article, zone: ZoneInfo) -> Seen:
-    topics = tuple(topic.slug for topic in article.topics)
-    return Seen(fingerprint(article), month_of(article.published, zone), article.section, topics)
 
 
 def _path(scope: Scope) -> str:

@@ -6,10 +6,10 @@ Photos and renditions are the very files the photo views send (hard-linked where
 allows, else copied). A URL maps to a file: `/feeds/atom.xml` to `feeds/atom.xml`, `/innlent/` to
 `innlent/index.html`; each text file gets a `.gz` beside it for `gzip_static`.
 
-Only what changed is written. A manifest in the cache directory keeps, for every file, a
-fingerprint of what it was made from (the articles, the site and the code), the digest of its
-bytes and its inode, size and modification time: a file whose inputs are unchanged, and which is
-still as it was written, is neither rendered nor written; one rendered to the same bytes is kept.
+Only what changed is written. A manifest in the cache directory (feeds.manifest) keeps, for every
+file, a fingerprint of what it was made from (the articles, the site and the code), the digest of
+its bytes and its inode, size and modification time: a file whose inputs are unchanged, and which
+is still as it was written, is neither rendered nor written; one rendered to the same bytes is kept.
 A run that follows another looks only at what changed since (`Exporter.run`): the bundles the
 index logged as changed, the embargoes lifted and the archive periods ended, found as the indexer
 finds what to purge (changes.ChangeTracker, started from the manifest); anything else (new code,
@@ -21,8 +21,10 @@ that changed bytes.
 
 Every file is written whole under a temporary name in its own folder, then renamed over the old
 one, so a reader never sees part of one; once a run has written its files, the file system is
-synced (one `syncfs`, not one `fsync` per file) and only then is the manifest replaced. A crash
-leaves files newer than the manifest, which the next run finds by their inode, size and time.
+synced (one `syncfs`, not one `fsync` per file) and only then is the manifest changed, in one
+transaction. A crash leaves files newer than the manifest, which the next run finds by their
+inode, size and time (a whole run), or writes again (a run after changes, which looks again at
+every change since the manifest's run).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from .description import Feed, Scope
 from .errors import ConfigError, FeedsError, NotFound
 from .formats import FORMATS
 from .indexer import IndexerBusy, indexer_alive
+from .manifest import Entry, Manifest, Position, Since
 from .model import Article, Section
 from .notify import Notifier
 from .publisher import Publisher
@@ -78,8 +81,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Bumped when the manifest's meaning changes; an older one is taken as none.
-MANIFEST_VERSION = 2
 #: Bundles changed since the last run beyond which a whole run is made instead: it costs about as
 #: much as the scopes and months that many changes touch.
 CHANGES_LIMIT = 2_000
@@ -119,41 +120,6 @@ Task = list[tuple["Unit", "Entry | None"]]
 #: What became of one file: its name, its entry (None: the service no longer answers it), and "written",
 #: "kept", or a warning about it.
 Done = tuple[str, "Entry | None", str]
-
-
-class Entry(msgspec.Struct, array_like=True, frozen=True):
-    """What the manifest knows of one exported file."""
-
-    #: A fingerprint of everything the file was made from; None: to be looked at next time.
-    inputs: str | None
-    #: Of the bytes (for a photo, of the photo's version).
-    digest: str
-    size: int
-    mtime_ns: int
-    inode: int
-    #: Whether a .gz lies beside it.
-    gzipped: bool
-
-
-class Since(msgspec.Struct, array_like=True, frozen=True):
-    """Where the last run stood, so that the next need look only at what changed after it."""
-
-    #: The index's generation and content version when the run began.
-    generation: int
-    version: int
-    #: The clock then, in seconds since the epoch.
-    now: float
-    #: A fingerprint of the code, base URL, site and sections the run exported with.
-    common: str
-    #: Every public article it exported, by path: its month, section and topics.
-    articles: dict[str, tuple[str, str, tuple[str, ...]]]
-
-
-class _Manifest(msgspec.Struct):
-    version: int
-    base_url: str
-    files: dict[str, Entry]
-    since: Since | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,10 +236,11 @@ class Exporter:
         }
         files = self.publisher.store.files
         name = hashlib.blake2b(os.fsencode(self.outdir), digest_size=8).hexdigest()
-        self.manifest_file = files.cache_dir / f"export-{name}.manifest"
-        self._files: dict[str, Entry] = {}
-        self._since: Since | None = None
-        self._load()
+        self.manifest_file = files.cache_dir / f"export-{name}.sqlite3"
+        with contextlib.suppress(FileNotFoundError):  # the manifest of one piece, before 3
+            (files.cache_dir / f"export-{name}.manifest").unlink()
+        self._manifest = Manifest(self.manifest_file, self.base_url)
+        self._since = self._manifest.since
         self._lock = threading.Lock()
         self._saved_at = time.monotonic()
         self._folders: set[str] = set()
@@ -298,12 +265,14 @@ class Exporter:
 
     def _whole(self) -> Report:
         mark = self._mark()
-        articles: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        self._manifest.everything()  # each URL's entry is looked at: read them all at once
+        articles: dict[str, Position] = {}
         units = list(self.plan(articles))
+        self._manifest.place(articles, every=True)
         report = self._export(units)
         wanted = {file_for(unit.url) for unit in units}
-        report.removed += self._remove([relative for relative in self._files if relative not in wanted])
-        self._since = Since(*mark, articles)
+        report.removed += self._remove([name for name in self._manifest.everything() if name not in wanted])
+        self._since = Since(*mark)
         return report
 
     def _mark(self) -> tuple[int, int, float, str]:
@@ -336,30 +305,50 @@ class Exporter:
         bundles = set(changed) | set(store.published_between(then, now))
         if len(bundles) > CHANGES_LIMIT:
             return None
-        documents = {f"/{name}": entry.digest for name, entry in self._files.items() if name.startswith("feeds/")}
-        scopes = [found[0] for path in documents if (found := scope_of_document(path)) and found[1] is None]
-        if not scopes:
-            return None
-        articles = since.articles
-        keys = self._periods_ended(set(scopes), then, now)
+        if self._manifest.get(file_for(Scope().document_path(FORMATS[0].file_name))) is None:
+            return None  # nothing to compare with
+        keys = self._periods_ended(then, now)
         if bundles:
-            tracker = ChangeTracker(self.publisher, base_url=self.base_url)
-            tracker.resume(documents, {path: Seen("", *where) for path, where in articles.items()})
-            keys |= tracker.look(sorted(bundles)).keys | tracker.look_at_archives().keys
-            articles = {path: (seen.month, seen.section, seen.topics) for path, seen in (tracker.known or {}).items()}
+            keys |= self._touched(bundles, now)
         report = self._changed(keys)
-        self._since = Since(*mark, articles)
-        report.kept = len(self._files) - report.written
+        self._since = Since(*mark)
+        report.kept = self._manifest.count - report.written
         report.since_last = True
         return report
 
-    def _periods_ended(self, scopes: set[Scope], then: datetime, now: datetime) -> set[str]:
+    def _touched(self, bundles: Collection[str], now: datetime) -> set[str]:
+        """Keys of what changed bundles touched, found as the indexer finds what to purge: the
+        tracker starts from what the manifest says of the scopes and months they were or are in."""
+        store = self.publisher.store
+        zone = ZoneInfo(store.site().timezone)
+        paths = [f"/{bundle}/" for bundle in bundles]
+        before = {path: Seen("", *where) for path, where in self._manifest.positions(paths).items()}
+        after: list[Seen] = []
+        for bundle in bundles:
+            section, _, slug = bundle.partition("/")
+            with contextlib.suppress(NotFound):
+                after.append(Seen.of(store.article(section, slug, now), zone))
+        seen = [*before.values(), *after]
+        scopes = {Scope(), *(scope for one in seen for scope in one.scopes)}
+        months = {archive for one in seen for archive in one.archives()}
+        names = [file_for(scope.document_path(format_.file_name)) for scope in scopes for format_ in FORMATS]
+        names += self._manifest.under([file_for(archive.feed_path) for archive in months])
+        documents = {f"/{name}": entry.digest for name in names if (entry := self._manifest.get(name)) is not None}
+        tracker = ChangeTracker(self.publisher, base_url=self.base_url)
+        tracker.resume(documents, before)
+        keys = set(tracker.look(sorted(bundles)).keys) | tracker.look_at_archives().keys
+        known = tracker.known or {}
+        self._manifest.place({path: _position(known.get(path)) for path in paths})
+        return keys
+
+    def _periods_ended(self, then: datetime, now: datetime) -> set[str]:
         """Keys of the archive documents whose period ended between two runs: each says it is
         complete now. Only the period a scope's newest articles were filed in can have, and its end
         is an hour's, at the finest."""
         zone = ZoneInfo(self.publisher.store.site().timezone)
         if _hour(then, zone) == _hour(now, zone):
             return set()
+        scopes = {found[0] for name in self._manifest.under(["feeds/"]) if (found := scope_of_document(f"/{name}"))}
         keys: set[str] = set()
         site = self.publisher.store.site()
         for scope in scopes:
@@ -370,7 +359,7 @@ class Exporter:
                 keys.add(edge.page_key(archive.page_path))
         return keys
 
-    def plan(self, articles: dict[str, tuple[str, str, tuple[str, ...]]] | None = None) -> Iterator[Unit]:
+    def plan(self, articles: dict[str, Position] | None = None) -> Iterator[Unit]:
         """Every public URL, with a fingerprint of what its body is made from; each public article's
         month, section and topics go into `articles`, by path.
 
@@ -390,7 +379,7 @@ class Exporter:
         scopes = [Scope(), *(Scope(section=s.slug) for s in sections)]
         scopes += [Scope(topic=count.topic.slug) for count in store.topics(now)]
         zone = ZoneInfo(store.site().timezone)
-        found_articles = {} if articles is None else articles
+        found_articles: dict[str, Position] = {} if articles is None else articles
         for scope in scopes:
             try:
                 feed = publisher.feed(scope, self.base_url)
@@ -458,19 +447,10 @@ class Exporter:
                 photos = []
             units += photos
             keep[path.lstrip("/")] = {file_for(unit.url) for unit in photos} | {file_for(path)}
-        gone = [name for name in self._in_folders(keep) if name not in keep[_article_folder(name)]]
+        gone = [name for name in self._manifest.under(keep) if name not in keep[_article_folder(name)]]
         report.add(self._export(units))
         report.removed += self._remove(gone)
         return report
-
-    def _in_folders(self, folders: Collection[str]) -> list[str]:
-        """The files of the manifest in any of these article folders ("innlent/slug/")."""
-        if not folders:
-            return []
-        if len(folders) <= 32:  # a scan in C; with many folders, a lookup per file is cheaper
-            prefixes = tuple(folders)
-            return [name for name in self._files if name.startswith(prefixes)]
-        return [name for name in self._files if _article_folder(name) in folders]
 
     def close(self) -> None:
         """Saves the manifest (a watching export saves it now and then, and when it stops)."""
@@ -484,7 +464,7 @@ class Exporter:
         todo: Task = []
         for unit in units:
             relative = file_for(unit.url)
-            old = self._files.get(relative)
+            old = self._manifest.get(relative)
             if (
                 old is not None
                 and unit.inputs is not None
@@ -508,7 +488,7 @@ class Exporter:
                 if entry is None:
                     gone.append(relative)
                     continue
-                self._files[relative] = entry
+                self._manifest.put(relative, entry)
                 if outcome == "written":
                     report.written += 1
                 elif outcome == "kept":
@@ -659,7 +639,7 @@ class Exporter:
         removed = 0
         folders: set[Path] = set()
         for relative in names:
-            entry = self._files.pop(relative, None)
+            entry = self._manifest.pop(relative)
             target = self.outdir / relative
             for path in (target, target.with_name(target.name + ".gz")):
                 with contextlib.suppress(FileNotFoundError):
@@ -678,30 +658,8 @@ class Exporter:
 
     # -- the manifest ----------------------------------------------------------------------
 
-    def _load(self) -> None:
-        try:
-            manifest = msgspec.msgpack.decode(self.manifest_file.read_bytes(), type=_Manifest)
-        except FileNotFoundError:
-            return
-        except (OSError, msgspec.DecodeError) as error:
-            log.warning("%s: not used (%s); every file is looked at", self.manifest_file, error)
-            return
-        if manifest.version == MANIFEST_VERSION and manifest.base_url == self.base_url:
-            self._files, self._since = manifest.files, manifest.since
-
     def _save(self) -> None:
-        data = msgspec.msgpack.encode(_Manifest(MANIFEST_VERSION, self.base_url, self._files, self._since))
-        temporary = _temporary(self.manifest_file)
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.manifest_file)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        self._manifest.save(self._since)
         self._saved_at = time.monotonic()
 
 
@@ -756,6 +714,10 @@ def _exporter() -> Exporter:
     if _forked is None:
         raise RuntimeError("not in a worker process of an export")
     return _forked
+
+
+def _position(seen: Seen | None) -> Position | None:
+    return None if seen is None else (seen.month, seen.section, seen.topics)
 
 
 def _article_folder(name: str) -> str:

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from bench import load, servers
 from feeds import create_app
 from feeds.export import compressible, file_for
+from feeds.manifest import Manifest
 
 from .conftest import Clock, Newsroom, parsed
 from .running import need, settle, wait_for
@@ -471,3 +472,39 @@ def test_a_photo_rewritten_in_place_leaves_no_temporary_file(app: Flask, room: N
     assert counts(export(app, outdir))["written"] >= 1
     assert (outdir / "innlent" / "eldgos-hafid" / "gos.jpg").read_bytes() == photo.read_bytes()
     assert not [path.name for path in outdir.rglob(".*")], "no temporary file is left"
+
+
+def test_a_damaged_manifest_makes_a_whole_run_and_loses_nothing(app: Flask, room: Newsroom, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    (manifest,) = (tmp_path / "cache").glob("export-*.sqlite3")
+    manifest.write_bytes(b"not a manifest " * 100)
+    room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+    result = export(app, outdir)
+    assert "every URL looked at" in result.output
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
+    assert "what changed since the last run looked at" in export(app, outdir).output
+
+
+def test_a_run_whose_manifest_cannot_be_saved_is_made_good_by_the_next(
+    app: Flask, room: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files of a run are written before its manifest: a run that dies then (a full disk) leaves
+    the manifest of the run before, and the next run looks again at everything changed since."""
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z", topics=["Veður"])
+
+    def full_disk(self: Manifest, since: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Manifest, "save", full_disk)
+        failed = app.test_cli_runner().invoke(args=["export", str(outdir), "--base-url", BASE])
+    assert failed.exit_code != 0 and "No space left on device" in failed.output
+    room.article("erlent", "kosning", title="Kosningar í Norður-Kóreu", date="2026-09-21T12:00:00Z",
+                 topics=["Norður-Kórea"])  # fmt: skip
+    result = export(app, outdir)
+    assert "what changed since the last run looked at" in result.output
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
+    assert (outdir / "topics" / "vedur" / "index.html").exists()
