@@ -233,12 +233,11 @@ class IndexFiles:
 def damage(path: Path) -> str | None:
     """Why the database file is unfit to read (missing, truncated, overwritten), or None.
 
-    Cheap enough to run a hundred times a second: one stat and one 100-byte read.
+    Cheap enough to run a hundred times a second: one stat and one 100-byte read, through a
+    descriptor kept open (`_Headers`).
     """
     try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            header = file.read(_HEADER_SIZE)
+        size, header = _HEADERS.read(path)
     except FileNotFoundError:
         return MISSING
     except OSError as error:
@@ -251,6 +250,52 @@ def damage(path: Path) -> str | None:
     if counter == valid_for and size < pages * page_size:
         return "the index file is shorter than its header says (truncated)"
     return None
+
+
+class _Headers:
+    """Reads database files' headers, each through one descriptor that stays open.
+
+    Closing a descriptor of a file drops every POSIX lock that the process holds on that file,
+    SQLite's own included. A connection of another process that closes may then take the database
+    for its own: it checkpoints the write-ahead log and deletes it, and whatever this process
+    writes after that goes to a deleted log that no other process reads. So a file is opened
+    once, and its descriptor closed only once the file at that path is another or gone: no writer
+    writes a replaced or deleted generation (the indexer builds a new one then).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: By path: the inode and the descriptor of the file it named when opened.
+        self._open: dict[str, tuple[int, int]] = {}
+        # A process forked while another thread held the lock would wait for it for ever.
+        os.register_at_fork(after_in_child=self._new_lock)
+
+    def _new_lock(self) -> None:
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> tuple[int, bytes]:
+        """The file's size and its first 100 bytes; FileNotFoundError or OSError as `open` raises them."""
+        key = str(path)
+        with self._lock:
+            for held_path, (inode, descriptor) in list(self._open.items()):
+                if _inode(held_path) != inode:
+                    del self._open[held_path]
+                    os.close(descriptor)
+            held = self._open.get(key)
+            if held is None:
+                descriptor = os.open(key, os.O_RDONLY)
+                held = self._open[key] = (os.fstat(descriptor).st_ino, descriptor)
+            return os.fstat(held[1]).st_size, os.pread(held[1], _HEADER_SIZE, 0)
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+_HEADERS = _Headers()
 
 
 def _reading(method: Callable[Concatenate[Store, _Params], _Value]) -> Callable[Concatenate[Store, _Params], _Value]:

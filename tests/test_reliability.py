@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -586,3 +587,92 @@ def test_workers_that_die_with_any_bundle_blame_no_file(
     assert publisher.store.problems() == ()
     with app.test_client() as client:
         assert "Frétt 0" in [entry.title for entry in parsed(client, "/feeds/rss.xml").entries]
+
+
+#: Another process that opens the index, reads, and closes it again, as `flask export` or `flask
+#: check` does: it prints the title of the article named in argv.
+READ_AND_CLOSE = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from feeds.store import IndexFiles, Store
+store = Store(IndexFiles(Path(sys.argv[1]), sys.argv[2]))
+print(store.article(sys.argv[3], sys.argv[4], datetime.now(UTC)).title)
+store._forget()
+"""
+
+
+COUNT_AND_CLOSE = """
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM t").fetchone()[0])
+"""
+
+
+def open_files() -> list[str]:
+    """What this process's descriptors name."""
+    found = []
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+    return found
+
+
+def test_looking_at_the_index_file_keeps_sqlites_locks(tmp_path: Path) -> None:
+    """The header check opens the database file: a descriptor of it closed again would drop every
+    POSIX lock of the process on the file, SQLite's included, and let another process's closing
+    connection checkpoint and delete the write-ahead log while this one still writes to it."""
+    path = tmp_path / "index.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("CREATE TABLE t (v INTEGER)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    count = [sys.executable, "-c", COUNT_AND_CLOSE, str(path)]
+    for _ in range(3):
+        assert store.damage(path) is None
+    assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "1"
+    assert Path(f"{path}-wal").exists(), "the log of a database another process writes"
+    writer.execute("INSERT INTO t VALUES (2)")
+    assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "2"
+    writer.close()
+
+
+def test_a_header_check_lets_go_of_a_generation_once_it_is_gone(tmp_path: Path) -> None:
+    path = tmp_path / "index.1.sqlite3"
+    sqlite3.connect(path).execute("CREATE TABLE t (v INTEGER)").connection.close()
+    assert store.damage(path) is None
+    assert open_files().count(str(path)) == 1
+    path.unlink()
+    assert store.damage(path) == store.MISSING
+    assert not [name for name in open_files() if name.startswith(str(path))], "a deleted generation's space is let go"
+
+
+def test_an_edit_after_another_process_read_the_index_reaches_every_process(
+    app: Flask, newsroom: Newsroom, start_indexer: Callable[[Flask], RunningIndexer]
+) -> None:
+    """The watch loop looks at its index file's header every second, and readers every 10 ms; a
+    process that reads the index and exits (an export, a check) must not leave the edits that
+    follow in a deleted write-ahead log."""
+    newsroom.article("innlent", "frett", title="Fyrsta útgáfa")
+    publisher: Publisher = app.extensions["feeds"]
+    publisher.sync_now(wait_seconds=5)
+    start_indexer(app)
+    files = publisher.store.files
+    command = [sys.executable, "-c", READ_AND_CLOSE, str(files.cache_dir), files.name, "innlent", "frett"]
+
+    def title_elsewhere() -> str:
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+        ).stdout.strip()
+
+    deadline = time.monotonic() + 10
+    while publisher.store.article("innlent", "frett", publisher.clock()).title != "Fyrsta útgáfa":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.5)  # the watch loop has looked at the header
+    assert title_elsewhere() == "Fyrsta útgáfa"
+    newsroom.article("innlent", "frett", title="Önnur útgáfa")
+    deadline = time.monotonic() + 10
+    while publisher.store.article("innlent", "frett", publisher.clock()).title != "Önnur útgáfa":
+        assert time.monotonic() < deadline, "the edit was never indexed"
+        time.sleep(0.05)
+    assert title_elsewhere() == "Önnur útgáfa", "the edit went to a write-ahead log that another process deleted"
