@@ -106,10 +106,15 @@ class ChangeTracker:
     Not thread-safe: one thread of the indexer's process calls `look` and `look_at_archives`.
     """
 
-    def __init__(self, publisher: Publisher, state_file: Path | None = None, base_url: str | None = None) -> None:
+    def __init__(
+        self, publisher: Publisher, state_file: Path | None = None, base_url: str | None = None, cached: bool = False
+    ) -> None:
+        """`cached`: documents are rendered through the publisher's render cache (as the service
+        answers them), for a caller that is about to ask for the same documents: the static export."""
         self.publisher = publisher
         self.state_file = state_file
         self.base_url = base_url or publisher.settings.base_url or PLACEHOLDER_BASE_URL
+        self.cached = cached
         #: Digest of each subscription document's bytes, by path.
         self._documents: dict[str, str] = {}
         #: Fingerprint of each subscription scope's description, by its feed path.
@@ -299,7 +304,11 @@ class ChangeTracker:
         digests: list[str] = []
         try:
             for format_ in FORMATS:
-                digests.append(body_digest(format_.render(feed)))
+                if self.cached:
+                    body = self.publisher.rendered(scope, format_, self.base_url).body
+                else:
+                    body = format_.render(feed)
+                digests.append(body_digest(body))
         except IncompleteRender as error:
             log.warning("%s: not compared this time: %s", scope.feed_path, error)
             return len(digests)

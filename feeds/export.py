@@ -334,7 +334,7 @@ class Exporter:
         names = [file_for(scope.document_path(format_.file_name)) for scope in scopes for format_ in FORMATS]
         names += self._manifest.under([file_for(archive.feed_path) for archive in months])
         documents = {f"/{name}": entry.digest for name in names if (entry := self._manifest.get(name)) is not None}
-        tracker = ChangeTracker(self.publisher, base_url=self.base_url)
+        tracker = ChangeTracker(self.publisher, base_url=self.base_url, cached=True)
         tracker.resume(documents, before)
         keys = set(tracker.look(sorted(bundles)).keys) | tracker.look_at_archives().keys
         known = tracker.known or {}
