@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import PIL.Image
 import pytest
 from flask.testing import FlaskClient
 from lxml import html
 
-from feeds import content
+from feeds import content, create_app
 from feeds.images import Measure, measure
 
 from .conftest import Newsroom, get_ok, parsed, status
@@ -258,3 +261,33 @@ def test_home_shows_every_feed_url_to_copy(room: Newsroom, client: FlaskClient) 
         for file_name in ("rss.xml", "atom.xml", "feed.json"):
             assert f"http://localhost{scope}/{file_name}" in shown
     assert "http://localhost/feeds.opml" in shown
+
+
+def test_compiled_templates_are_kept_and_a_cache_that_fails_is_only_slower(
+    room: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that starts loads the templates compiled by the one before; a cache folder that
+    cannot be written (a full disk) or holds a damaged file changes nothing in the pages."""
+    settings = {"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "inline"}
+    first = create_app(settings).test_client().get("/").get_data()
+    kept = sorted((tmp_path / "cache" / "templates").iterdir())
+    assert kept, "the compiled templates are kept"
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def compile_counted(self: jinja2.Environment, source: str, name: str | None = None, *args: Any) -> Any:
+        compiled.append(str(name))
+        return real(self, source, name, *args)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile_counted)
+    assert create_app(settings).test_client().get("/").get_data() == first
+    assert "home.html" not in compiled, "loaded, not compiled again"
+    for path in kept:
+        path.write_bytes(b"\x00" * 10)
+    assert create_app(settings).test_client().get("/").get_data() == first
+    assert "home.html" in compiled, "a damaged one is compiled again"
+    compiled.clear()
+    shutil.rmtree(tmp_path / "cache" / "templates")
+    (tmp_path / "cache" / "templates").write_bytes(b"")  # no folder can be made there
+    assert create_app(settings).test_client().get("/").get_data() == first
+    assert "home.html" in compiled
