@@ -43,7 +43,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -512,12 +513,22 @@ class Exporter:
         """Makes each unit's body and writes it unless the same bytes are there; None for a URL the
         service does not answer (any more)."""
         done: list[Done] = []
-        with self.publisher.describing_once():  # a task is one period's documents, in four formats each
+        packed: list[Future[None]] = []
+        # Each .gz is compressed and written by a thread of its own (zlib lets go of the GIL) while
+        # the next body is rendered; the task is done once they are all written. A task is one
+        # period's documents, in four formats each: its articles are looked up once.
+        with ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer, self.publisher.describing_once():
+
+            def pack(target: Path, body: bytes) -> None:
+                packed.append(packer.submit(_pack, target, body))
+
             for unit, old in task:
-                done.append(self._make(unit, old))
+                done.append(self._make(unit, old, pack))
+        for written in packed:
+            written.result()
         return done
 
-    def _make(self, unit: Unit, old: Entry | None) -> Done:
+    def _make(self, unit: Unit, old: Entry | None, pack: Callable[[Path, bytes], None]) -> Done:
         relative = file_for(unit.url)
         if not unit.source.rendered:
             placed = self._place(unit, relative, old)
@@ -529,7 +540,11 @@ class Exporter:
         if old is not None and old.digest == digest and self._intact(relative, old):
             return (relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept")
         gzipped = compressible(relative)
-        status = self._write(relative, body, gzipped)
+        target = self.outdir / relative
+        self._folder(target.parent)
+        status = _replace(target, body)
+        if gzipped:
+            pack(target.with_name(target.name + ".gz"), body)
         return (relative, Entry(unit.inputs, digest, *status, gzipped), "written")
 
     def _get(self, url: str) -> bytes | None:
@@ -591,16 +606,6 @@ class Exporter:
         if entry.gzipped and status.st_mtime_ns != entry.mtime_ns:
             return False
         return not entry.gzipped or os.path.exists(self.outdir / f"{relative}.gz")
-
-    def _write(self, relative: str, body: bytes, gzipped: bool) -> tuple[int, int, int]:
-        """Writes the file (and its .gz) whole, by rename; returns its size, mtime and inode."""
-        target = self.outdir / relative
-        self._folder(target.parent)
-        status = _replace(target, body)
-        if gzipped:
-            # No name and no time in the header: the same bytes give the same .gz, as the service's.
-            _replace(target.with_name(target.name + ".gz"), gzip.compress(body, GZIP_LEVEL, mtime=0))
-        return status
 
     def _link(self, source: Path, relative: str) -> tuple[int, int, int]:
         target = self.outdir / relative
@@ -728,6 +733,12 @@ def _article_folder(name: str) -> str:
 
 def _hour(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+
+
+def _pack(target: Path, body: bytes) -> None:
+    """Writes the .gz of a body whole, by rename. No name and no time in the header: the same bytes
+    give the same .gz, as the service's."""
+    _replace(target, gzip.compress(body, GZIP_LEVEL, mtime=0))
 
 
 def _temporary(target: Path) -> Path:
