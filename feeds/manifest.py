@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class Manifest:
         stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if stored.get("version") != MANIFEST_VERSION or stored.get("base_url") != base_url:
             stored = {}
-            with self._db:
+            with self._transaction():
                 self._db.execute("DELETE FROM file")
                 self._db.execute("DELETE FROM article")
                 self._db.execute("DELETE FROM meta")
@@ -195,7 +195,7 @@ class Manifest:
     def save(self, since: Since | None) -> None:
         """Stores this run's changes, and where it stood, in one transaction."""
         db = self._db
-        with db:
+        with self._transaction():
             if self._replace_positions:
                 db.execute("DELETE FROM article")
             placed = {path: self._positions.get(path) for path in self._positions_changed}
@@ -225,6 +225,19 @@ class Manifest:
         self._changed.clear()
         # Read for one run's changes: the next asks again (a watching export lives for weeks).
         self._positions, self._positions_changed, self._replace_positions = {}, set(), False
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All of it or none of it. (The connection is in autocommit mode, where `with connection`
+        would commit every statement on its own: a whole run's rows took 18 s at 10k articles.)"""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from flask.testing import FlaskClient
 from bench import load, servers
 from feeds import create_app
 from feeds.export import compressible, file_for
-from feeds.manifest import Manifest
+from feeds.manifest import Entry, Manifest, Since
 
 from .conftest import Clock, Newsroom, parsed
 from .running import need, settle, wait_for
@@ -508,3 +509,32 @@ def test_a_run_whose_manifest_cannot_be_saved_is_made_good_by_the_next(
     assert "what changed since the last run looked at" in result.output
     assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
     assert (outdir / "topics" / "vedur" / "index.html").exists()
+
+
+def test_a_manifest_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "export.sqlite3"
+    manifest = Manifest(path, BASE)
+    for number in range(50):
+        manifest.put(f"innlent/frett-{number}/index.html", Entry("in", f"d{number}", 10, 1, number, True))
+    manifest.place({"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))})
+    manifest.save(Since(1, 5, 1.0, "c"))
+    manifest.close()
+
+    manifest = Manifest(path, BASE)
+    for number in range(10):
+        manifest.pop(f"innlent/frett-{number}/index.html")
+    manifest.put("innlent/boom/index.html", Entry("in", "boom", 10, 1, 99, True))
+    manifest.place({"/innlent/frett-0/": None})
+    # A row the database refuses, after the removals: the whole save must be undone.
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON file WHEN NEW.name = 'innlent/boom/index.html'"
+                   " BEGIN SELECT RAISE(ABORT, 'refused'); END")  # fmt: skip
+    with pytest.raises(sqlite3.DatabaseError):
+        manifest.save(Since(1, 6, 2.0, "c"))
+    manifest.close()
+
+    again = Manifest(path, BASE)
+    assert again.since == Since(1, 5, 1.0, "c")
+    assert again.count == 50
+    assert len(again.everything()) == 50
+    assert again.positions(["/innlent/frett-0/"]) == {"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))}
