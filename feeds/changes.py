@@ -357,11 +357,14 @@ def _path(scope: Scope) -> str:
     return scope.feed_path
 
 
+_DOCUMENT_NAMES = frozenset(format_.file_name for format_ in FORMATS)
+
+
 def scope_of_document(path: str) -> tuple[Scope, str | None] | None:
     """The scope of a feed document's path ("/feeds/innlent/archive/2023-09-17/rss.xml"), and the
     period of an archive document; None for a path that is no feed document."""
     folder, _, name = path.rpartition("/")
-    if name not in {format_.file_name for format_ in FORMATS} or not (folder + "/").startswith("/feeds/"):
+    if name not in _DOCUMENT_NAMES or not (folder + "/").startswith("/feeds/"):
         return None
     base, archived, period = folder.partition("/archive/")
     if archived and ("/" in period or not period):

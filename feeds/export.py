@@ -346,12 +346,12 @@ class Exporter:
         """Keys of the archive documents whose period ended between two runs: each says it is
         complete now. Only the period a scope's newest articles were filed in can have, and its end
         is an hour's, at the finest."""
-        zone = ZoneInfo(self.publisher.store.site().timezone)
+        site = self.publisher.store.site()
+        zone = ZoneInfo(site.timezone)
         if _hour(then, zone) == _hour(now, zone):
             return set()
         scopes = {found[0] for name in self._manifest.under(["feeds/"]) if (found := scope_of_document(f"/{name}"))}
         keys: set[str] = set()
-        site = self.publisher.store.site()
         for scope in scopes:
             period = self.publisher.archive_plan(scope, site, now).period_of(then)
             if then < period.span(zone)[1] <= now:
