@@ -241,7 +241,6 @@ class Exporter:
         with contextlib.suppress(FileNotFoundError):  # the manifest of one piece, before 3
             (files.cache_dir / f"export-{name}.manifest").unlink()
         self._manifest = Manifest(self.manifest_file, self.base_url)
-        self._since = self._manifest.since
         self._lock = threading.Lock()
         self._saved_at = time.monotonic()
         self._folders: set[str] = set()
@@ -273,7 +272,7 @@ class Exporter:
         report = self._export(units)
         wanted = {file_for(unit.url) for unit in units}
         report.removed += self._remove([name for name in self._manifest.everything() if name not in wanted])
-        self._since = Since(*mark)
+        self._manifest.since = Since(*mark)
         return report
 
     def _mark(self) -> tuple[int, int, float, str]:
@@ -291,7 +290,7 @@ class Exporter:
 
     def _since_last(self) -> Report | None:
         """Exports what changed since the last run; None if that cannot be known."""
-        since = self._since
+        since = self._manifest.since
         if since is None:
             return None
         mark = self._mark()
@@ -312,7 +311,7 @@ class Exporter:
         if bundles:
             keys |= self._touched(bundles, now)
         report = self._changed(keys)
-        self._since = Since(*mark)
+        self._manifest.since = Since(*mark)
         report.kept = self._manifest.count - report.written
         report.since_last = True
         return report
@@ -664,7 +663,7 @@ class Exporter:
     # -- the manifest ----------------------------------------------------------------------
 
     def _save(self) -> None:
-        self._manifest.save(self._since)
+        self._manifest.save()
         self._saved_at = time.monotonic()
 
 

@@ -88,6 +88,7 @@ class Manifest:
                 self._db.execute("DELETE FROM file")
                 self._db.execute("DELETE FROM article")
                 self._db.execute("DELETE FROM meta")
+        #: Where the last run stood; a run sets it, and `save` stores it with the run's changes.
         self.since: Since | None = None
         with contextlib.suppress(KeyError, msgspec.DecodeError):
             self.since = _decode_since(stored["since"])
@@ -192,8 +193,8 @@ class Manifest:
 
     # -- storing ---------------------------------------------------------------------------
 
-    def save(self, since: Since | None) -> None:
-        """Stores this run's changes, and where it stood, in one transaction."""
+    def save(self) -> None:
+        """Stores this run's changes, and where it stood (`since`), in one transaction."""
         db = self._db
         with self._transaction():
             if self._replace_positions:
@@ -216,12 +217,11 @@ class Manifest:
                 ],
             )
             meta = {"version": MANIFEST_VERSION, "base_url": self.base_url, "files": self.count}
-            if since is not None:
-                meta["since"] = _encode(since)
+            if self.since is not None:
+                meta["since"] = _encode(self.since)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
-            if since is None:
+            if self.since is None:
                 db.execute("DELETE FROM meta WHERE key = 'since'")
-        self.since = since
         self._changed.clear()
         # Read for one run's changes: the next asks again (a watching export lives for weeks).
         self._positions, self._positions_changed, self._replace_positions = {}, set(), False

@@ -496,7 +496,7 @@ def test_a_run_whose_manifest_cannot_be_saved_is_made_good_by_the_next(
     export(app, outdir)
     room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z", topics=["Veður"])
 
-    def full_disk(self: Manifest, since: object) -> None:
+    def full_disk(self: Manifest) -> None:
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
@@ -517,7 +517,8 @@ def test_a_manifest_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
     for number in range(50):
         manifest.put(f"innlent/frett-{number}/index.html", Entry("in", f"d{number}", 10, 1, number, True))
     manifest.place({"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))})
-    manifest.save(Since(1, 5, 1.0, "c"))
+    manifest.since = Since(1, 5, 1.0, "c")
+    manifest.save()
     manifest.close()
 
     manifest = Manifest(path, BASE)
@@ -530,7 +531,8 @@ def test_a_manifest_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
         db.execute("CREATE TRIGGER refuse BEFORE INSERT ON file WHEN NEW.name = 'innlent/boom/index.html'"
                    " BEGIN SELECT RAISE(ABORT, 'refused'); END")  # fmt: skip
     with pytest.raises(sqlite3.DatabaseError):
-        manifest.save(Since(1, 6, 2.0, "c"))
+        manifest.since = Since(1, 6, 2.0, "c")
+        manifest.save()
     manifest.close()
 
     again = Manifest(path, BASE)
