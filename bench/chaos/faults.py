@@ -11,6 +11,7 @@ import errno
 import os
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,6 +159,18 @@ def _kill_reader(context: Context) -> str:
     return _kill(context, readers, "indexer's reading process")
 
 
+def _read_once_then_replace_worker(context: Context) -> str:
+    """A one-off process (`flask check`) reads the index and exits while the indexer writes; then a web
+    worker is replaced, and the new one opens the index afresh. The closing process must not take the
+    index's write-ahead log away from the indexer: the new worker would then never see another edit."""
+    try:
+        checked = context.service.run_once("check")
+    except subprocess.SubprocessError as error:
+        raise NotInjected(f"`flask check` did not finish: {error}") from None
+    said = f"`flask check` read the index and exited with status {checked.returncode}"
+    return f"{said}; then {_kill_worker(context)}"
+
+
 def _fill_disk(context: Context) -> str:
     chunk = b"\0" * 2**20
     written = 0
@@ -191,4 +204,5 @@ FAULTS = (
     Fault("g", "the indexer killed (SIGKILL)", _kill_indexer),
     Fault("h", "disk full for the cache folder", _fill_disk, _empty_disk, "tmpfs", "edit"),
     Fault("i", "the indexer's reading process killed (SIGKILL)", _kill_reader),
+    Fault("j", "a one-off reader exits, then a web worker is replaced", _read_once_then_replace_worker),
 )

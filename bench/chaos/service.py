@@ -222,6 +222,15 @@ class Service:
                 extra_groups=[] if self.run_as.user is not None else None,
             )  # fmt: skip
 
+    def run_once(self, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        """A one-off `flask --app app ARGUMENTS` as the service's user, over its content and cache."""
+        return subprocess.run(
+            [*self.run_as.prefix, str(BIN / "flask"), "--app", "app", *arguments],
+            cwd=self.root, env=self.environment(), capture_output=True, timeout=timeout,
+            user=self.run_as.user, group=self.run_as.group,
+            extra_groups=[] if self.run_as.user is not None else None,
+        )  # fmt: skip
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
