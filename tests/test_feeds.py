@@ -10,6 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import etree, html
 
+from feeds import content as article_reader
+from feeds import images
+from feeds.bounded import BoundedCache
+
 from .conftest import NS, Clock, Newsroom, attribute, find, findtext, get_ok, parsed, xml, xpath_elements, xpath_strings
 
 PHOTOS = {"gos.jpg": (640, 427), "hraun.png": (300, 200), "folk.webp": (120, 90)}
@@ -320,3 +324,55 @@ def test_empty_section_still_has_a_valid_feed(newsroom: Newsroom, client: FlaskC
     assert channel.find("lastBuildDate") is None
     feed = xml(client, "/feeds/erlent/atom.xml")
     assert feed.findtext("atom:updated", namespaces=NS)
+
+
+def test_photos_are_measured_right_when_there_are_more_than_the_memo_keeps(
+    newsroom: Newsroom, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memos of measured photos forget the oldest; with more photos than they keep, each article still
+    carries its own photo's size and length, also after photos are rewritten in place."""
+    kept = 3
+    monkeypatch.setattr(images, "_measured", BoundedCache(kept))
+    monkeypatch.setattr(article_reader, "_measured_files", BoundedCache(kept))
+    count = 4 * kept
+
+    def write(number: int, width: int) -> None:
+        newsroom.article(
+            "innlent",
+            f"mynd-{number:02d}",
+            photos={"mynd.png": (width, 30 + number)},
+            date=f"2026-10-01T{number:02d}:00:00Z",
+            images=[{"file": "mynd.png", "caption": f"Mynd {number}.", "credit": "AFP"}],
+        )
+
+    def measured() -> dict[str, tuple[str, str, str]]:
+        return {
+            findtext(item, "title"): (
+                attribute(find(item, "media:content"), "width"),
+                attribute(find(item, "media:content"), "height"),
+                attribute(find(item, "media:content"), "fileSize"),
+            )
+            for item in xml(client, "/feeds/rss.xml").iterfind("channel/item")
+        }
+
+    def expected(widths: dict[int, int]) -> dict[str, tuple[str, str, str]]:
+        return {
+            f"Frétt mynd-{number:02d}": (
+                str(width),
+                str(30 + number),
+                str((newsroom.root / f"innlent/mynd-{number:02d}/mynd.png").stat().st_size),
+            )
+            for number, width in widths.items()
+        }
+
+    widths = {number: 40 + number for number in range(count)}
+    for number, width in widths.items():
+        write(number, width)
+    assert measured() == expected(widths)
+    assert len(images._measured.values()) == len(article_reader._measured_files.values()) == kept
+    # New photos of other widths written over the old files: the first article's, long forgotten by
+    # the memos, and the last one's, still kept there.
+    widths |= {0: 100, count - 1: 100 + count}
+    for number in (0, count - 1):
+        write(number, widths[number])
+    assert measured() == expected(widths)
