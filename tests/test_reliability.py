@@ -484,6 +484,28 @@ def isolated_indexer(newsroom: Newsroom, tmp_path: Path) -> tuple[Flask, Publish
     return app, publisher, indexer
 
 
+def test_an_old_name_goes_when_its_new_name_was_read_in_an_earlier_sync(newsroom: Newsroom, tmp_path: Path) -> None:
+    """A rename whose new name a sync read first, before the rename was known (the new folder's
+    notification came alone): the sync of the old name removes it at once, instead of deferring it
+    again and again for a new name it will never be asked to read."""
+    newsroom.article("innlent", "gamla", title="Færð frétt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
+    try:
+        indexer.open()
+        (newsroom.root / "innlent" / "gamla").rename(newsroom.root / "innlent" / "nyja")
+        assert indexer.sync_bundles(["innlent/nyja"]).parsed == 1
+        report = indexer.sync_bundles(
+            ["innlent/gamla"], renames={"innlent/gamla": "innlent/nyja"}, gone={"innlent/gamla"}
+        )
+    finally:
+        indexer.release()
+    assert (report.removed, dict(report.deferred)) == (1, {})
+    with app.test_client() as client:
+        assert [entry.link for entry in parsed(client, "/feeds/rss.xml").entries] == ["http://localhost/innlent/nyja/"]
+        assert client.get("/innlent/gamla/").status_code == 404
+    assert publisher.store.problems() == ()
+
+
 def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
     """read_article, except that reading `slug` ends the process at once, as a crash in a decoder or
     the kernel's out-of-memory killer would: no exception, no cleanup."""
