@@ -540,3 +540,26 @@ def test_a_manifest_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
     assert again.count == 50
     assert len(again.everything()) == 50
     assert again.positions(["/innlent/frett-0/"]) == {"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))}
+
+
+def test_a_saved_manifest_forgets_what_it_read_and_answers_from_its_file(tmp_path: Path) -> None:
+    """A watching export lives for weeks: what one run read (every entry, in a whole run) is not
+    kept after it is saved, and later runs read what they ask for."""
+    manifest = Manifest(tmp_path / "export.sqlite3", BASE)
+    names = [f"innlent/frett-{number}/index.html" for number in range(50)]
+    for number, name in enumerate(names):
+        manifest.put(name, Entry("in", f"d{number}", 10, 1, number, True))
+    manifest.place({"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))})
+    manifest.save()
+    assert manifest.held == 0
+    assert sorted(manifest.everything()) == sorted(names)
+    assert manifest.held == 50
+    manifest.pop(names[3])
+    manifest.put("erlent/kosning/index.html", Entry("in", "k", 12, 2, 77, False))
+    manifest.save()
+    assert manifest.held == 0
+    assert manifest.get(names[3]) is None
+    assert manifest.get("erlent/kosning/index.html") == Entry("in", "k", 12, 2, 77, False)
+    assert manifest.under(["innlent/"]) == sorted(names[:3] + names[4:])
+    assert manifest.positions(["/innlent/frett-0/"]) == {"/innlent/frett-0/": ("2026-10", "innlent", ("eldgos",))}
+    assert manifest.count == 50
