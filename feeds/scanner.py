@@ -37,6 +37,11 @@ PARALLEL_THRESHOLD = 2000
 SCAN_CHUNK = 1000
 #: How soon a bundle that went while a sync began is looked at again (see `Scanner.sync_bundles`).
 GONE_RECHECK_SECONDS = 0.05
+#: How long a worker process may take to read one bundle: this long, and a second more for each
+#: READ_BYTES_PER_SECOND of its files (a bundle of big photos on a slow disk is slow, not stuck).
+#: Past it the kernel ends the process, and the bundle is left out as one whose reading ends it.
+READ_SECONDS = 20.0
+READ_BYTES_PER_SECOND = 10_000_000
 
 
 class UnreadableContent(FeedsError):
@@ -455,21 +460,25 @@ class Scanner:
         """The job done in a process of its own; if that process dies too, each half of it, down to
         the one bundle whose reading ends it, which is left out as broken with its signature (read
         again only once its files change)."""
-        outcomes = _alone(job)
+        outcomes, status = _alone(job)
         if outcomes is not None:
             return outcomes
         if len(job.paths) > 1:
             half = len(job.paths) // 2
             return self._isolating(_part(job, job.paths[:half])) + self._isolating(_part(job, job.paths[half:]))
         (path,) = job.paths
-        if _alone(_part(job, [])) is None:
+        if _alone(_part(job, []))[0] is None:
             # Blaming the file would leave out every article the pass meets while this lasts.
             raise WorkersFailing("worker processes end even with nothing to read")
-        log.error("%s: reading it ended the worker process; the article is left out", path)
         state = _state_of_bundle(f"{job.root}/{path}", path, job.completeness)
         if state is None:
             return [_Deferred(path, job.now + job.completeness.settle_seconds)]
-        return [_left_out(path, state[0], "reading it ended the process (a crash, or the memory ran out)")]
+        if status == -signal.SIGALRM:
+            reason = f"reading it took more than the {read_seconds(state[2]):.0f} s allowed"
+        else:
+            reason = "reading it ended the process (a crash, or the memory ran out)"
+        log.error("%s: %s; the article is left out", path, reason)
+        return [_left_out(path, state[0], reason)]
 
 
 _Outcome = Bundle | _Deferred | _Adopted
@@ -478,7 +487,24 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, initializer=end_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=workers, initializer=_reading_worker, initargs=(os.getpid(),))
+
+
+def read_seconds(look: _Look) -> float:
+    """How long reading a bundle of these files may take."""
+    return READ_SECONDS + sum(size for _, size, _, _ in look) / READ_BYTES_PER_SECOND
+
+
+#: Whether this process reads bundles under READ_SECONDS (a worker process; never the indexer or a
+#: web process, which must not be ended by a slow read).
+_time_limited = False
+
+
+def _reading_worker(parent: int) -> None:
+    global _time_limited
+    end_with_parent(parent)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    _time_limited = True
 
 
 def end_with_parent(parent: int) -> None:
@@ -502,13 +528,17 @@ def _next_result(
         return [], [job, *(other for other, _ in running)]
 
 
-def _alone(job: _Examine) -> list[_Outcome] | None:
-    """The job done in a process of its own; None if that process ended before it was done."""
+def _alone(job: _Examine) -> tuple[list[_Outcome] | None, int | None]:
+    """The job done in a process of its own; or None and the process's exit status (negative: the
+    signal that ended it) if it ended before it was done."""
+    processes = []
     try:
         with _pool(1) as alone:
-            return alone.submit(_examine, job).result()
+            future = alone.submit(_examine, job)
+            processes = list(alone._processes.values())  # started by `submit`
+            return future.result(), None
     except BrokenProcessPool:
-        return None
+        return None, processes[0].exitcode if processes else None
 
 
 def _left_out(path: str, signature: str, reason: str) -> Bundle:
@@ -546,7 +576,7 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
         if ready_at > job.now:
             outcomes.append(_Deferred(path, ready_at))
             continue
-        read = _read_bundle(job.root, job.site, path, signature)
+        read = _read_in_time(job, path, signature, seen)
         # A writer may have started again while the files were read (truncated, half rewritten):
         # what was read is kept only if every file is still as it was before reading.
         after = _files_of_bundle(bundle)
@@ -558,6 +588,19 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
             continue
         outcomes.append(read)
     return outcomes
+
+
+def _read_in_time(job: _Examine, path: str, signature: str, seen: _Look) -> Bundle:
+    """`_read_bundle`, within `read_seconds` in a worker process."""
+    if not _time_limited:
+        return _read_bundle(job.root, job.site, path, signature)
+    # SIGALRM's default action ends the process, also inside a decoder's loop in C or a wait that
+    # never returns; a handler in Python would run only between bytecodes.
+    signal.setitimer(signal.ITIMER_REAL, read_seconds(seen))
+    try:
+        return _read_bundle(job.root, job.site, path, signature)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:

@@ -518,13 +518,36 @@ def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
     return read
 
 
+def _hangs_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
+    """read_article, except that reading `slug` never returns, as a decoder caught in a loop would."""
+
+    def read(root: Path, section: str, slug_read: str, site: Site) -> Article | None:
+        if slug_read == slug:
+            time.sleep(3600)
+        return read_article(root, section, slug_read, site)
+
+    return read
+
+
+#: What reading the bad bundle does, and what its problem then says.
+_READER_FAULTS = {
+    "dies": (_dies_on, "reading it ended the process"),
+    "hangs": (_hangs_on, "reading it took more than the 1 s allowed"),
+}
+
+
+@pytest.mark.parametrize("fault", list(_READER_FAULTS))
 @pytest.mark.parametrize("bundles", [3, 2_500])  # the kept worker; a pool on two cores
 def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_read(
-    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: int
+    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: int, fault: str
 ) -> None:
+    """A reader that dies, or never returns (ended by the time limit), on one bundle: that one is
+    left out and named, and every other is read."""
+    make_reader, said = _READER_FAULTS[fault]
     newsroom.numbered(bundles)
     newsroom.article("innlent", "eitur", title="Frétt sem lesandinn deyr á", date="2026-10-02T12:00:00Z")
-    monkeypatch.setattr(scanner, "read_article", _dies_on("eitur"))  # forked workers inherit it
+    monkeypatch.setattr(scanner, "read_article", make_reader("eitur"))  # forked workers inherit it
+    monkeypatch.setattr(scanner, "READ_SECONDS", 1.0)
     app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
     try:
         assert indexer.open().parsed == bundles + 1
@@ -540,7 +563,7 @@ def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_re
     assert titles[0] == "Frétt 0 breytt"
     assert sorted(titles) == sorted(["Frétt 0 breytt", *(f"Frétt {number}" for number in range(1, bundles))])
     [problem] = publisher.store.problems()
-    assert str(problem).startswith("innlent/eitur/index.md: reading it ended the process")
+    assert str(problem).startswith(f"innlent/eitur/index.md: {said}")
 
 
 #: `flask --app app index`, in a process of its own, whose reader dies at the bundle "eitur".
