@@ -1,7 +1,8 @@
 """gunicorn's settings, read from the project's root: its master process owns the watch process.
 
 So a bare `gunicorn app:app` keeps the index current, as `make run` does: the master starts
-`flask --app app index --watch` before the workers, restarts it if it dies, and stops it on exit.
+`flask --app app index --watch` before the workers, restarts it if it dies or hangs, and stops it
+on exit.
 The workers and the indexer pool their metrics in one folder, which the master empties first.
 """
 
@@ -18,11 +19,11 @@ _threads: list[threading.Thread] = []
 
 
 def on_starting(server: Any) -> None:
-    metrics.start_pool(application.metrics_pool(load_settings()))
+    settings = load_settings()
+    metrics.start_pool(application.metrics_pool(settings))
     app_import = str(server.cfg.wsgi_app or "app:app").partition(":")[0]
-    thread = threading.Thread(
-        target=supervisor.supervise, args=([supervisor.indexer_child(app_import)], _stop), name="feeds-indexer"
-    )
+    indexer = supervisor.indexer_child(app_import, settings.watchdog_seconds)
+    thread = threading.Thread(target=supervisor.supervise, args=([indexer], _stop), name="feeds-indexer")
     thread.start()
     _threads.append(thread)
 

@@ -47,6 +47,10 @@ class Settings:
     verify_per_second: float = 50.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
+    #: How long the watch process that `flask serve` starts may give no sign of life (it gives one
+    #: at least every second while it works or waits) before it is killed and started again; 0
+    #: turns this off.
+    watchdog_seconds: float = 120.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first (one forgotten is
     #: rendered again from the items each worker keeps written, in about 2 ms).
     render_cache_mb: int = 8
@@ -101,6 +105,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     return Settings(**values)
 
 
+#: Settings that take fractions.
+_SECONDS = frozenset({"rescan_seconds", "settle_seconds", "verify_per_second", "watchdog_seconds"})
+
+
 def _convert(key: str, name: str, raw: Any) -> Any:
     if name == "indexer":
         if raw not in INDEXERS:
@@ -119,7 +127,7 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         return tuple(_url(key, str(item)) for item in raw)
     if name == "s_maxage" and raw in (None, ""):
         return None
-    number_type = float if name in ("rescan_seconds", "settle_seconds", "verify_per_second") else int
+    number_type = float if name in _SECONDS else int
     try:
         number = number_type(raw)
     except (TypeError, ValueError):

@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import liveness
 from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
 from .errors import ContentError, FeedsError
 from .images import PHOTO_SUFFIXES
@@ -400,6 +401,7 @@ class Scanner:
         parsed = 0
         deferred: dict[str, float] = {}
         for result in self._examined(jobs, size):
+            liveness.beat()
             for outcome in result:
                 if isinstance(outcome, _Deferred):
                     deferred[outcome.path] = outcome.retry_at
@@ -451,7 +453,7 @@ class Scanner:
         if self._kept is None:
             self._kept = _pool(1)
         try:
-            return self._kept.submit(_examine, job).result()
+            return _result(self._kept.submit(_examine, job))
         except BrokenProcessPool:
             self._kept = None  # a broken pool has stopped already; the next job starts another
             return self._isolating(job)
@@ -523,9 +525,19 @@ def _next_result(
     """The oldest job's outcomes; or, when the pool broke, nothing and every job it held."""
     job, future = running.popleft()
     try:
-        return future.result(), []
+        return _result(future), []
     except BrokenProcessPool:
         return [], [job, *(other for other, _ in running)]
+
+
+def _result(future: Future[list[_Outcome]]) -> list[_Outcome]:
+    """The job's outcomes, once a worker has them. Waiting on workers, which end themselves when a
+    read takes too long (READ_SECONDS), is a sign of life (`liveness`)."""
+    while True:
+        try:
+            return future.result(timeout=liveness.BEAT_SECONDS)
+        except TimeoutError:
+            liveness.beat()
 
 
 def _alone(job: _Examine) -> tuple[list[_Outcome] | None, int | None]:
@@ -536,7 +548,7 @@ def _alone(job: _Examine) -> tuple[list[_Outcome] | None, int | None]:
         with _pool(1) as alone:
             future = alone.submit(_examine, job)
             processes = list(alone._processes.values())  # started by `submit`
-            return future.result(), None
+            return _result(future), None
     except BrokenProcessPool:
         return None, processes[0].exitcode if processes else None
 

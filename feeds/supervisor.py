@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import logs, metrics
+from . import liveness, logs, metrics
 from .access_log import ACCESS_LOG_FIELDS, LOG_CONFIG
 from .config import load_settings
 
@@ -54,26 +54,52 @@ def default_workers() -> int:
 class Child:
     """One supervised process."""
 
-    def __init__(self, name: str, argv: Sequence[str], reload_signal: signal.Signals | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        reload_signal: signal.Signals | None = None,
+        watchdog_seconds: float = 0.0,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         #: What the process takes as "reload" (granian: SIGHUP); None for one that is left alone.
         self.reload_signal = reload_signal
+        #: How long the process may be silent (`liveness.beat`) before it is killed; 0: not watched.
+        self.watchdog_seconds = watchdog_seconds
         self.process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._pause = FIRST_PAUSE_SECONDS / 2
         self._restart_at: float | None = None
+        #: The end of the pipe the process beats into, and when it last did (monotonic).
+        self._beats: int | None = None
+        self._beat_at = 0.0
 
     def start(self) -> None:
         parent = os.getpid()
-        self.process = subprocess.Popen(self.argv, preexec_fn=lambda: _die_with(parent))  # noqa: S603 - our own argv
-        self._started_at = time.monotonic()
+        self._close_beats()
+        environment: dict[str, str] | None = None
+        passed: tuple[int, ...] = ()
+        if self.watchdog_seconds > 0:
+            # Non-blocking at both ends: a beat is never waited on, nor is a read of beats.
+            self._beats, writing = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            environment, passed = {**os.environ, liveness.HEARTBEAT_FD: str(writing)}, (writing,)
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own argv
+                self.argv, env=environment, pass_fds=passed, preexec_fn=lambda: _die_with(parent)
+            )
+        finally:
+            for descriptor in passed:
+                os.close(descriptor)
+        self._started_at = self._beat_at = time.monotonic()
         self._restart_at = None
         log.info("%s started (pid %d)", self.name, self.process.pid)
 
     def check(self) -> None:
-        """Restarts the process if it has exited and its pause is over."""
+        """Restarts the process if it has exited and its pause is over; kills it first if it has
+        been silent for longer than its watchdog allows."""
         now = time.monotonic()
+        self._hear_beats(now)
         if self.process is not None and self.process.poll() is not None and self._restart_at is None:
             lived = now - self._started_at
             self._pause = (
@@ -85,6 +111,34 @@ class Child:
         if self._restart_at is not None and now >= self._restart_at:
             self.start()
 
+    def _hear_beats(self, now: float) -> None:
+        if self._beats is None or self.process is None or self.process.poll() is not None:
+            return
+        try:
+            while os.read(self._beats, 4096):
+                self._beat_at = now
+        except BlockingIOError:
+            pass  # every beat read
+        silent = now - self._beat_at
+        if silent > self.watchdog_seconds:
+            log.error("%s (pid %d) gave no sign of life for %.0f s; killing it to start it again", self.name,
+                      self.process.pid, silent)  # fmt: skip
+            self._kill()
+
+    def _kill(self) -> None:
+        """SIGKILL to the process and whatever it started (a stopped or hung process ignores SIGTERM)."""
+        if self.process is None:
+            return
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
+    def _close_beats(self) -> None:
+        if self._beats is not None:
+            os.close(self._beats)
+            self._beats = None
+
     def reload(self) -> None:
         """Passes a reload on to the process, if it takes one and is running."""
         if self.reload_signal is not None and self.process is not None and self.process.poll() is None:
@@ -94,6 +148,7 @@ class Child:
     def stop(self) -> None:
         """Stops the process, and whatever it started that outlives it (a killed server's workers)."""
         process = self.process
+        self._close_beats()
         if process is None or process.poll() is not None:
             return
         started = _descendants(process.pid)
@@ -109,18 +164,21 @@ class Child:
                 os.kill(pid, signal.SIGKILL)
 
 
-def indexer_child(app_import: str) -> Child:
+def indexer_child(app_import: str, watchdog_seconds: float = 0.0) -> Child:
     """The watch process: `flask --app APP index --watch`."""
-    return Child("indexer", [sys.executable, "-m", "flask", "--app", app_import, "index", "--watch"])
+    argv = [sys.executable, "-m", "flask", "--app", app_import, "index", "--watch"]
+    return Child("indexer", argv, watchdog_seconds=watchdog_seconds)
 
 
-def commands(app_import: str, host: str, port: int, workers: int, access_log: bool = True) -> list[Child]:
+def commands(
+    app_import: str, host: str, port: int, workers: int, access_log: bool = True, watchdog_seconds: float = 0.0
+) -> list[Child]:
     """The watch process and the web server, as `make run` runs them."""
     access = ["--access-log", "--access-log-fmt", ACCESS_LOG_FIELDS] if access_log else []
     # As `python -m`, so that the folder the app is in is on the path from the start: granian reads
     # its logging configuration, which names our access log's formatter, before it loads the app.
     return [
-        indexer_child(app_import),
+        indexer_child(app_import, watchdog_seconds),
         Child("server", [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
             "--workers", str(workers), "--blocking-threads", "1", "--http", "1", "--no-ws", "--runtime-mode", "st",
@@ -137,9 +195,10 @@ def serve(app_import: str, host: str, port: int, workers: int, access_log: bool 
     from . import application
 
     logs.setup("supervisor")
+    settings = load_settings()
     # Every process started here pools its metrics in one folder, emptied for this run.
-    metrics.start_pool(application.metrics_pool(load_settings()))
-    return supervise(commands(app_import, host, port, workers, access_log))
+    metrics.start_pool(application.metrics_pool(settings))
+    return supervise(commands(app_import, host, port, workers, access_log, settings.watchdog_seconds))
 
 
 def supervise(children: list[Child], stop: threading.Event | None = None) -> int:

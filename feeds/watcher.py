@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import liveness
 from .errors import FeedsError
 from .indexer import Indexer, IndexerBusy, check_thoroughly
 from .inotify import Kind, Notice, Notifications
@@ -136,6 +137,7 @@ class Watcher:
         attempt_at = next_probe = 0.0
         next_rescan = time.monotonic() + self.rescan_seconds
         while not stop.is_set():
+            liveness.beat()
             self._collect(self._timeout(work, attempt_at, next_probe, next_rescan), work)
             now = time.monotonic()
             work.release_due(time.time())
@@ -516,6 +518,7 @@ def watch(
             if not waiting_said:
                 log.warning("another indexer is running for %s; waiting for it to stop", content_dir)
                 waiting_said = True
+            liveness.beat()  # waiting on another process's work is not hanging
             stop.wait(LOCK_POLL_SECONDS)
     else:
         return

@@ -111,13 +111,15 @@ def answers(port: int) -> bool:
 
 
 @pytest.fixture
-def service(newsroom: Newsroom, tmp_path: Path) -> Iterator[Service]:
+def service(newsroom: Newsroom, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
+    """`flask serve` over the newsroom; with indirect parametrization, these variables set too."""
     newsroom.article("innlent", "fyrsta", title="Fyrsta frétt", date="2026-10-01T12:00:00Z")
     an_hour_ago = time.time() - 3600
     for path in newsroom.root.rglob("*"):
         os.utime(path, (an_hour_ago, an_hour_ago))
     port = free_port()
     environment = {**os.environ, "FEEDS_CONTENT_DIR": str(newsroom.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache")}
+    environment |= getattr(request, "param", {})
     log = tmp_path / "service.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
@@ -197,6 +199,24 @@ def test_a_killed_indexer_is_restarted(newsroom: Newsroom, service: Service) -> 
              "the indexer was not restarted")  # fmt: skip
     edit_shows(newsroom, service.port, "Eftir að skráningin var drepin")
     assert get(service.port, "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("service", [{"FEEDS_WATCHDOG_SECONDS": "3"}], indirect=True)
+def test_a_hung_indexer_is_killed_and_started_again(newsroom: Newsroom, service: Service) -> None:
+    """An indexer that gives no sign of life for longer than FEEDS_WATCHDOG_SECONDS (here stopped, as
+    a hang would leave it) is killed and started again, and an edit made meanwhile shows."""
+    first = service.indexer()
+    time.sleep(5)  # idle for longer than the watchdog allows: a working indexer still says it lives
+    assert service.indexer() == first
+    os.kill(first, signal.SIGSTOP)
+    newsroom.article("innlent", "fyrsta", title="Breytt meðan skráningin stóð föst", date="2026-10-01T12:00:00Z")
+    wait_for(lambda: any(pid != first for pid in children(service.process.pid) if "index --watch" in command_line(pid)),
+             "the hung indexer was not started again")  # fmt: skip
+    assert not alive(first)
+    wait_for(lambda: titles(service.port) == ["Breytt meðan skráningin stóð föst"], "the edit never showed up")
+    assert f"indexer (pid {first}) gave no sign of life for 3 s" in service.log.read_text()
+    # Workers look for the indexer every few seconds: one may have looked while none ran.
+    wait_for(lambda: get(service.port, "/healthz")[0] == 200, "/healthz never said ready again")
 
 
 def test_a_reload_replaces_every_worker_and_no_request_fails(newsroom: Newsroom, service: Service) -> None:
