@@ -171,6 +171,18 @@ def _read_once_then_replace_worker(context: Context) -> str:
     return f"{said}; then {_kill_worker(context)}"
 
 
+def _hang_indexer(context: Context) -> str:
+    """The indexer stopped (SIGSTOP) where it stands, as a hang would leave it: it must be found
+    silent and started again (WATCHDOG_S in the service's environment), its reading processes with it."""
+    tree = context.service.tree()
+    main = tuple(pid for pid in tree.indexers if pid not in tree.readers)
+    if not main:
+        raise NotInjected(f"no indexer process found ({tree.describe()})")
+    os.kill(main[0], signal.SIGSTOP)
+    context.killed = set(tree.indexers)
+    return f"SIGSTOP to indexer {main[0]}"
+
+
 def _fill_disk(context: Context) -> str:
     chunk = b"\0" * 2**20
     written = 0
@@ -205,4 +217,5 @@ FAULTS = (
     Fault("h", "disk full for the cache folder", _fill_disk, _empty_disk, "tmpfs", "edit"),
     Fault("i", "the indexer's reading process killed (SIGKILL)", _kill_reader),
     Fault("j", "a one-off reader exits, then a web worker is replaced", _read_once_then_replace_worker),
+    Fault("k", "the indexer hung (SIGSTOP)", _hang_indexer),
 )

@@ -27,6 +27,9 @@ BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.
 #: Parts of a command line that mark the indexing process: the coming `index --watch`, and today's.
 INDEXER_MARKS = ("index --watch", "feeds.indexer")
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long the indexer may give no sign of life before the service restarts it (FEEDS_WATCHDOG_SECONDS):
+#: short enough that a hung one is back within the recovery time the report allows.
+WATCHDOG_S = 5.0
 
 
 def free_port() -> int:
@@ -207,6 +210,7 @@ class Service:
             "FEEDS_CONTENT_DIR": str(self.content),
             "FEEDS_CACHE_DIR": str(self.cache),
             "FEEDS_SETTLE_SECONDS": str(self.settle_s),
+            "FEEDS_WATCHDOG_SECONDS": str(WATCHDOG_S),
             "FEEDS_BASE_URL": BASE_URL,
         }
 
