@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from bench import load, servers
 from feeds import create_app
+from feeds import export as export_module
 from feeds.export import compressible, file_for
 from feeds.manifest import Entry, Manifest, Since
 
@@ -485,6 +486,23 @@ def test_a_damaged_manifest_makes_a_whole_run_and_loses_nothing(app: Flask, room
     assert "every URL looked at" in result.output
     assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
     assert "what changed since the last run looked at" in export(app, outdir).output
+
+
+def test_more_changes_than_a_run_follows_make_a_whole_run(
+    app: Flask, room: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past CHANGES_LIMIT changed bundles, a run looks at everything, as cheap by then and surely whole."""
+    monkeypatch.setattr(export_module, "CHANGES_LIMIT", 1)
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z", topics=["Veður"])
+    assert "what changed since the last run looked at" in export(app, outdir).output
+    room.article("innlent", "stormur", title="Appelsínugul viðvörun", date="2026-10-20T18:00:00Z")
+    room.article("erlent", "kosning", title="Kosningar í Norður-Kóreu", date="2026-09-21T12:00:00Z",
+                 topics=["Norður-Kórea"])  # fmt: skip
+    assert "every URL looked at" in export(app, outdir).output
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
+    assert not (outdir / "topics" / "vedur").exists()
 
 
 def test_a_run_whose_manifest_cannot_be_saved_is_made_good_by_the_next(
