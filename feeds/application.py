@@ -13,7 +13,7 @@ from flask import Flask
 from jinja2 import FileSystemBytecodeCache
 from jinja2.bccache import Bucket
 
-from . import cli, http_errors, logs, web
+from . import cli, http_errors, liveness, logs, web
 from .config import Settings, load_settings
 from .metrics import Metrics, Observed
 from .publisher import Clock, Publisher, utc_now
@@ -34,7 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_no
     store = Store(index_files(settings, app.instance_path))
     publisher = Publisher(store, settings.content_dir.resolve(), settings, clock, metrics=metrics)
     app.extensions["feeds"] = publisher
-    app.wsgi_app = Observed(FeedResponder(app.wsgi_app, publisher), metrics)  # type: ignore[method-assign]
+    responder = Observed(FeedResponder(app.wsgi_app, publisher), metrics)
+    # Under `flask serve`, a worker whose request runs for half the watchdog's time is replaced.
+    app.wsgi_app = liveness.RequestsWatched(responder, settings.watchdog_seconds / 2)  # type: ignore[method-assign]
     app.jinja_env.bytecode_cache = TemplateCodeCache(store.files.cache_dir / "templates")
     app.register_blueprint(web.blueprint)
     http_errors.init_app(app)

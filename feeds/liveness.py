@@ -1,48 +1,137 @@
-"""A supervised process's sign of life: a byte written now and then to a pipe its supervisor reads.
+"""Signs of life: a supervised process says now and then that it is alive and doing its work, and
+its supervisor kills one that falls silent, to be started again as one that died would be.
 
-`flask serve` starts the watch process with the pipe's end named in FEEDS_HEARTBEAT_FD, and kills
-it when it has been silent for longer than FEEDS_WATCHDOG_SECONDS: a process that hangs (a lock
-never released, a wait that never returns) is then started again, as one that died is. In any
-other process `beat` does nothing.
+`flask serve` (and the gunicorn master) give each child the address of a datagram socket of their
+own in FEEDS_HEARTBEAT_SOCKET (Linux's abstract namespace: no file, nothing to clean up). The watch
+process beats from its loop and while it waits on its reading workers; each web worker beats from
+a thread of its own, unless one of its requests has run for half of FEEDS_WATCHDOG_SECONDS. So a
+hang (a lock never released, a wait that never returns, a stopped process) ends in a restart,
+which granian alone does not do for a worker. Unsupervised, `beat` does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
+import struct
+import threading
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-#: The variable that names the descriptor (set by the supervisor, not by operators).
-HEARTBEAT_FD = "FEEDS_HEARTBEAT_FD"
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: The variable that gives a child the supervisor's address (set by the supervisor, not by operators).
+HEARTBEAT_SOCKET = "FEEDS_HEARTBEAT_SOCKET"
 #: Beats closer together than this are sent as one.
 BEAT_SECONDS = 0.5
+#: One beat: the pid of the process that gives it.
+_BEAT = struct.Struct("=i")
 
-_descriptor: int | None = None
-_looked = False
-_last = float("-inf")
+
+class _Heart:
+    """This process's end: made anew after a fork, since the child is another process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.last = float("-inf")
+        address = os.environ.get(HEARTBEAT_SOCKET)
+        self.address = "\0" + address if address else None
+        self.socket: socket.socket | None = None
+        if self.address is not None:
+            self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if self.socket is None or self.address is None or now - self.last < BEAT_SECONDS:
+            return
+        self.last = now
+        # Not heard: no supervisor listens now, or its queue is full of beats and it knows already.
+        with contextlib.suppress(OSError):
+            self.socket.sendto(_BEAT.pack(self.pid), self.address)
+
+
+_heart: _Heart | None = None
 
 
 def beat() -> None:
     """Says that this process is alive and doing its work; cheap enough to call in any loop."""
-    global _descriptor, _looked, _last
-    now = time.monotonic()
-    if now - _last < BEAT_SECONDS:
-        return
-    _last = now
-    if not _looked:
-        _looked = True
-        _descriptor = _from_environment()
-    if _descriptor is None:
-        return
-    try:
-        os.write(_descriptor, b".")
-    except BlockingIOError:
-        pass  # the pipe is full of beats the supervisor has not read yet: it knows already
-    except OSError:
-        _descriptor = None  # no supervisor reads it any more
+    global _heart
+    if _heart is None or _heart.pid != os.getpid():
+        _heart = _Heart()
+    _heart.beat()
 
 
-def _from_environment() -> int | None:
-    try:
-        return int(os.environ[HEARTBEAT_FD])
-    except (KeyError, ValueError):
-        return None
+class Listener:
+    """The supervisor's end for one child: whose beats it heard."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        self.address = f"feeds-{name}-{os.getpid()}-{os.urandom(6).hex()}"
+        self.socket.bind("\0" + self.address)
+
+    def heard(self) -> set[int]:
+        """The pids that beat since the last call."""
+        pids: set[int] = set()
+        while True:
+            try:
+                data = self.socket.recv(_BEAT.size)
+            except BlockingIOError:
+                return pids
+            if len(data) == _BEAT.size:
+                pids.add(_BEAT.unpack(data)[0])
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class RequestsWatched:
+    """WSGI middleware for a supervised web worker: a thread beats for the process for as long as
+    none of its requests has run for longer than `limit` seconds."""
+
+    def __init__(self, app: WSGIApplication, limit: float) -> None:
+        self.app = app
+        self.limit = limit
+        #: Requests under way: thread → (when it began, monotonic; "GET /path").
+        self._running: dict[int, tuple[float, str]] = {}
+        self._watching_in: int | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._watching_in != os.getpid():
+            self._start_watching()
+        thread = threading.get_ident()
+        self._running[thread] = (time.monotonic(), f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}")
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self._running.pop(thread, None)
+
+    def _start_watching(self) -> None:
+        """In the worker process, at its first request: the process that loaded the app may have
+        forked it, and threads do not survive a fork."""
+        with self._lock:
+            if self._watching_in == os.getpid():
+                return
+            self._watching_in = os.getpid()
+            self._running.clear()
+            if os.environ.get(HEARTBEAT_SOCKET) and self.limit > 0:
+                threading.Thread(target=self._say_alive, name="feeds-liveness", daemon=True).start()
+
+    def _say_alive(self) -> None:
+        stuck = ""
+        while True:
+            now = time.monotonic()
+            late = [(now - began, what) for began, what in list(self._running.values()) if now - began > self.limit]
+            if not late:
+                stuck = ""
+                beat()
+            elif not stuck:
+                seconds, stuck = max(late)
+                log.error("%s has run for %.0f s: this worker stops saying it lives, to be replaced", stuck, seconds)
+            time.sleep(BEAT_SECONDS)

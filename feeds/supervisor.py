@@ -60,44 +60,45 @@ class Child:
         argv: Sequence[str],
         reload_signal: signal.Signals | None = None,
         watchdog_seconds: float = 0.0,
+        beats_itself: bool = True,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         #: What the process takes as "reload" (granian: SIGHUP); None for one that is left alone.
         self.reload_signal = reload_signal
-        #: How long the process may be silent (`liveness.beat`) before it is killed; 0: not watched.
+        #: How long a process that beats (`liveness`) may be silent before it is killed; 0: not watched.
         self.watchdog_seconds = watchdog_seconds
+        #: Whether the process itself beats from its start (the indexer), or only processes it
+        #: starts do (granian's web workers, each watched from its first beat and replaced by granian).
+        self.beats_itself = beats_itself
         self.process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._pause = FIRST_PAUSE_SECONDS / 2
         self._restart_at: float | None = None
-        #: The end of the pipe the process beats into, and when it last did (monotonic).
-        self._beats: int | None = None
-        self._beat_at = 0.0
+        self._listener = liveness.Listener(name) if watchdog_seconds > 0 else None
+        #: When each watched process last beat (monotonic).
+        self._beat_at: dict[int, float] = {}
+        #: Whether the process was killed for its silence, and is not yet seen to have exited.
+        self._killed = False
 
     def start(self) -> None:
         parent = os.getpid()
-        self._close_beats()
-        environment: dict[str, str] | None = None
-        passed: tuple[int, ...] = ()
-        if self.watchdog_seconds > 0:
-            # Non-blocking at both ends: a beat is never waited on, nor is a read of beats.
-            self._beats, writing = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            environment, passed = {**os.environ, liveness.HEARTBEAT_FD: str(writing)}, (writing,)
-        try:
-            self.process = subprocess.Popen(  # noqa: S603 - our own argv
-                self.argv, env=environment, pass_fds=passed, preexec_fn=lambda: _die_with(parent)
-            )
-        finally:
-            for descriptor in passed:
-                os.close(descriptor)
-        self._started_at = self._beat_at = time.monotonic()
+        environment = None
+        if self._listener is not None:
+            self._listener.heard()  # the last process's beats
+            environment = {**os.environ, liveness.HEARTBEAT_SOCKET: self._listener.address}
+        self.process = subprocess.Popen(  # noqa: S603 - our own argv
+            self.argv, env=environment, preexec_fn=lambda: _die_with(parent)
+        )
+        self._started_at = time.monotonic()
+        self._beat_at = {self.process.pid: self._started_at} if self.beats_itself else {}
         self._restart_at = None
+        self._killed = False
         log.info("%s started (pid %d)", self.name, self.process.pid)
 
     def check(self) -> None:
-        """Restarts the process if it has exited and its pause is over; kills it first if it has
-        been silent for longer than its watchdog allows."""
+        """Restarts the process if it has exited and its pause is over; kills first a watched one
+        that has been silent for longer than its watchdog allows."""
         now = time.monotonic()
         self._hear_beats(now)
         if self.process is not None and self.process.poll() is not None and self._restart_at is None:
@@ -112,32 +113,35 @@ class Child:
             self.start()
 
     def _hear_beats(self, now: float) -> None:
-        if self._beats is None or self.process is None or self.process.poll() is not None:
+        if self._listener is None or self._killed or self.process is None or self.process.poll() is not None:
             return
-        try:
-            while os.read(self._beats, 4096):
-                self._beat_at = now
-        except BlockingIOError:
-            pass  # every beat read
-        silent = now - self._beat_at
-        if silent > self.watchdog_seconds:
-            log.error("%s (pid %d) gave no sign of life for %.0f s; killing it to start it again", self.name,
-                      self.process.pid, silent)  # fmt: skip
-            self._kill()
+        for pid in self._listener.heard():
+            self._beat_at[pid] = now
+        for pid, beat_at in list(self._beat_at.items()):
+            if now - beat_at <= self.watchdog_seconds:
+                continue
+            del self._beat_at[pid]
+            if pid == self.process.pid:
+                log.error("%s (pid %d) gave no sign of life for %.0f s; killing it to start it again", self.name,
+                          pid, now - beat_at)  # fmt: skip
+                self._kill()
+                return
+            if pid in _descendants(self.process.pid):
+                log.error("%s: its process %d gave no sign of life for %.0f s; killing it to be replaced",
+                          self.name, pid, now - beat_at)  # fmt: skip
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _kill(self) -> None:
-        """SIGKILL to the process and whatever it started (a stopped or hung process ignores SIGTERM)."""
+        """SIGKILL to the process and whatever it started (a stopped or hung process ignores SIGTERM).
+        Not waited for: one stuck in the kernel (a dead network mount) ends only when its I/O does,
+        and the other children must stay supervised meanwhile; `check` sees it go."""
         if self.process is None:
             return
         for pid in [self.process.pid, *_descendants(self.process.pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        self.process.wait()
-
-    def _close_beats(self) -> None:
-        if self._beats is not None:
-            os.close(self._beats)
-            self._beats = None
+        self._killed = True
 
     def reload(self) -> None:
         """Passes a reload on to the process, if it takes one and is running."""
@@ -148,7 +152,6 @@ class Child:
     def stop(self) -> None:
         """Stops the process, and whatever it started that outlives it (a killed server's workers)."""
         process = self.process
-        self._close_beats()
         if process is None or process.poll() is not None:
             return
         started = _descendants(process.pid)
@@ -185,7 +188,7 @@ def commands(
             "--respawn-failed-workers", "--respawn-interval", str(RELOAD_OVERLAP_SECONDS),
             "--workers-kill-timeout", str(WORKERS_KILL_SECONDS),
             *access, "--log-config", str(LOG_CONFIG), app_import + ":app",
-        ], reload_signal=signal.SIGHUP),
+        ], reload_signal=signal.SIGHUP, watchdog_seconds=watchdog_seconds, beats_itself=False),
     ]  # fmt: skip
 
 

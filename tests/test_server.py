@@ -219,6 +219,26 @@ def test_a_hung_indexer_is_killed_and_started_again(newsroom: Newsroom, service:
     wait_for(lambda: get(service.port, "/healthz")[0] == 200, "/healthz never said ready again")
 
 
+@pytest.mark.parametrize("service", [{"FEEDS_WATCHDOG_SECONDS": "3"}], indirect=True)
+def test_a_hung_web_worker_is_killed_and_replaced(newsroom: Newsroom, service: Service) -> None:
+    """granian alone leaves a stopped worker be, and the connections it takes hang (about half of
+    them with two workers): the supervisor kills one silent for FEEDS_WATCHDOG_SECONDS, and granian
+    starts another."""
+    for _ in range(40):  # each worker has answered (each takes about half), and so beats
+        get(service.port, "/feeds/rss.xml")
+    before = service.workers()
+    assert len(before) == 2
+    time.sleep(4)  # idle for longer than the watchdog allows: working workers still say they live
+    assert service.workers() == before
+    os.kill(before[0], signal.SIGSTOP)
+    wait_for(lambda: not alive(before[0]), "the stopped worker was not killed")
+    wait_for(lambda: len(service.workers()) == 2, "granian did not start another worker")
+    assert before[1] in service.workers()
+    statuses = [get(service.port, "/feeds/rss.xml")[0] for _ in range(20)]
+    assert statuses == [200] * 20
+    assert f"server: its process {before[0]} gave no sign of life for 3 s" in service.log.read_text()
+
+
 def test_a_reload_replaces_every_worker_and_no_request_fails(newsroom: Newsroom, service: Service) -> None:
     """SIGHUP to the supervisor (`kill -HUP`, systemd's reload): granian starts a new worker before
     it stops each old one, which finishes what it was answering; the indexer runs on."""
