@@ -97,8 +97,8 @@ class RequestsWatched:
     def __init__(self, app: WSGIApplication, limit: float) -> None:
         self.app = app
         self.limit = limit
-        #: Requests under way: thread → (when it began, monotonic; "GET /path").
-        self._running: dict[int, tuple[float, str]] = {}
+        #: Requests under way: thread → (when it began, monotonic; its environ).
+        self._running: dict[int, tuple[float, WSGIEnvironment]] = {}
         self._watching_in: int | None = None
         self._lock = threading.Lock()
 
@@ -106,7 +106,7 @@ class RequestsWatched:
         if self._watching_in != os.getpid():
             self._start_watching()
         thread = threading.get_ident()
-        self._running[thread] = (time.monotonic(), f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}")
+        self._running[thread] = (time.monotonic(), environ)
         try:
             return self.app(environ, start_response)
         finally:
@@ -127,11 +127,13 @@ class RequestsWatched:
         stuck = ""
         while True:
             now = time.monotonic()
-            late = [(now - began, what) for began, what in list(self._running.values()) if now - began > self.limit]
+            running = list(self._running.values())
+            late = [(now - began, environ) for began, environ in running if now - began > self.limit]
             if not late:
                 stuck = ""
                 beat()
             elif not stuck:
-                seconds, stuck = max(late)
+                seconds, environ = max(late, key=lambda found: found[0])
+                stuck = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
                 log.error("%s has run for %.0f s: this worker stops saying it lives, to be replaced", stuck, seconds)
             time.sleep(BEAT_SECONDS)
