@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
     _ensure_tools()
+    servers.compile_service()
     work: Path = options.dir
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)

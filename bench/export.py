@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5, help="each wrk run")
     parser.add_argument("--output", type=Path, help="default: bench/out/export-<size>.md")
     options = parser.parse_args(argv)
+    servers.compile_service()
     results = run(options.dir.resolve(), options.articles, options.seconds)
     output: Path = options.output or servers.REPO / "bench" / "out" / f"export-{results.label}.md"
     output.parent.mkdir(parents=True, exist_ok=True)

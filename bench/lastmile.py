@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--seconds", type=int, help="each wrk run (default 5, or 2 with --quick)")
     options = parser.parse_args(argv)
+    servers.compile_service()
     results = run(options.dir.resolve(), "1k" if options.quick else "100k", options.edits,
                   options.seconds or (2 if options.quick else 5))  # fmt: skip
     options.output.parent.mkdir(parents=True, exist_ok=True)

@@ -348,7 +348,8 @@ def _method() -> list[str]:
         "- Corpus: `bench/corpus.py`, deterministic (fixed seed): page bundles over 10 sections and 200 topics,"
         " Icelandic text, 1–3 real JPEG/PNG photos each (hard links to six small images).",
         f"- Service: `{command.replace('--port 0', '--port PORT')}` from the repository, with FEEDS_CONTENT_DIR,"
-        " FEEDS_CACHE_DIR and FEEDS_BASE_URL set; its cache dir is fresh for each corpus.",
+        " FEEDS_CACHE_DIR and FEEDS_BASE_URL set; its cache dir is fresh for each corpus. Its modules are compiled"
+        " to bytecode first (`compileall`), as `make run` and an installed package have them.",
         "- nginx: its own config, prefix and error log in a temp dir; 2 workers, `sendfile`, `access_log off`,"
         " `gzip_static on` over a `.gz` made once (level 9); it serves the bytes the service sent for /feeds/rss.xml.",
         "- Naive: `bench/naive_app.py` under the same server command, rebuilding the RSS with plain feedgen"

@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     # Killed (a timeout, Ctrl-C): unwind, so that `finally` stops the servers this run started.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+    servers.compile_service()
     scale = run(options.dir.resolve(), options.articles, options.idle_seconds, options.edits, options.seconds)
     print(scale.markdown())
     return 0

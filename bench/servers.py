@@ -47,6 +47,16 @@ def server_command(port: int, app: str = "app", server: str = GRANIAN) -> list[s
     return next(child.argv for child in supervisor.commands(app, HOST, port, WORKERS) if child.name == "server")
 
 
+def compile_service() -> None:
+    """The service's modules compiled to bytecode once, as `make run` and an installed package have
+    them: where PYTHONDONTWRITEBYTECODE is set (as here, and in many container images), every process
+    would otherwise compile them anew as it starts (about 0.1 s of a one-off export)."""
+    subprocess.run(
+        [str(BIN / "python"), "-m", "compileall", "-q", str(REPO / "feeds"), str(REPO / "app.py")],
+        check=True, timeout=300,
+    )  # fmt: skip
+
+
 def service_env(content_dir: Path, cache_dir: Path) -> dict[str, str]:
     """The environment of every process that reads the corpus: the server, the naive app, the CLI."""
     return {
