@@ -30,8 +30,9 @@ lock: $(VENV)/.installed
 ## Serve the sample newsroom at http://127.0.0.1:8000/ (granian, and the indexer beside it);
 ## an access log line per request on standard output; `kill -HUP <pid>` reloads the web workers
 run: $(VENV)/.runtime
-	@# Compiled once here, so that no process compiles them as it starts (PYTHONDONTWRITEBYTECODE).
-	$(BIN)/python -m compileall -q feeds app.py
+	@# Compiled once here, so that no process compiles them as it starts (PYTHONDONTWRITEBYTECODE);
+	@# a checkout that cannot be written to is served all the same.
+	-$(BIN)/python -m compileall -q feeds app.py
 	FEEDS_CONTENT_DIR=$${FEEDS_CONTENT_DIR:-content} exec $(BIN)/flask --app app serve \
 		--host $(HOST) --port $(PORT)$(if $(WORKERS), --workers $(WORKERS))
 
