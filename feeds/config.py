@@ -47,9 +47,10 @@ class Settings:
     verify_per_second: float = 50.0
     #: A file changed less than this long ago, and not known to be closed, is not read yet.
     settle_seconds: float = 2.0
-    #: How long the watch process that `flask serve` starts may give no sign of life (it gives one
-    #: at least every second while it works or waits) before it is killed and started again; 0
-    #: turns this off.
+    #: How long a process that `flask serve` supervises may give no sign of life before it is killed:
+    #: the watch process (which gives one at least every second while it works or waits) is started
+    #: again, and a web worker (silent once a request has run for half this long) is replaced by
+    #: granian; 0 turns this off.
     watchdog_seconds: float = 120.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first (one forgotten is
     #: rendered again from the items each worker keeps written, in about 2 ms).
@@ -106,7 +107,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
 
 
 #: Settings that take fractions.
-_SECONDS = frozenset({"rescan_seconds", "settle_seconds", "verify_per_second", "watchdog_seconds"})
+_FRACTIONAL = frozenset({"rescan_seconds", "settle_seconds", "verify_per_second", "watchdog_seconds"})
 
 
 def _convert(key: str, name: str, raw: Any) -> Any:
@@ -127,7 +128,7 @@ def _convert(key: str, name: str, raw: Any) -> Any:
         return tuple(_url(key, str(item)) for item in raw)
     if name == "s_maxage" and raw in (None, ""):
         return None
-    number_type = float if name in _SECONDS else int
+    number_type = float if name in _FRACTIONAL else int
     try:
         number = number_type(raw)
     except (TypeError, ValueError):
