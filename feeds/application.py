@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = utc_no
     app.extensions["feeds"] = publisher
     responder = Observed(FeedResponder(app.wsgi_app, publisher), metrics)
     # Under `flask serve`, a worker whose request runs for half the watchdog's time is replaced.
-    app.wsgi_app = liveness.RequestsWatched(responder, settings.watchdog_seconds / 2)  # type: ignore[method-assign]
+    app.wsgi_app = liveness.watch_requests(responder, settings.watchdog_seconds / 2)  # type: ignore[method-assign,assignment]
     app.jinja_env.bytecode_cache = TemplateCodeCache(store.files.cache_dir / "templates")
     app.register_blueprint(web.blueprint)
     http_errors.init_app(app)

@@ -90,6 +90,14 @@ class Listener:
         self.socket.close()
 
 
+def watch_requests(app: WSGIApplication, limit: float) -> WSGIApplication:
+    """`app` as a supervised web worker runs it (`RequestsWatched`); unchanged where no supervisor
+    listens or `limit` is 0 (tests, `flask run`, gunicorn's workers), so that no request pays for it."""
+    if not os.environ.get(HEARTBEAT_SOCKET) or limit <= 0:
+        return app
+    return RequestsWatched(app, limit)
+
+
 class RequestsWatched:
     """WSGI middleware for a supervised web worker: a thread beats for the process for as long as
     none of its requests has run for longer than `limit` seconds."""
@@ -120,8 +128,7 @@ class RequestsWatched:
                 return
             self._watching_in = os.getpid()
             self._running.clear()
-            if os.environ.get(HEARTBEAT_SOCKET) and self.limit > 0:
-                threading.Thread(target=self._say_alive, name="feeds-liveness", daemon=True).start()
+            threading.Thread(target=self._say_alive, name="feeds-liveness", daemon=True).start()
 
     def _say_alive(self) -> None:
         stuck = ""

@@ -49,7 +49,7 @@ def test_a_worker_goes_silent_while_a_request_runs_too_long_and_speaks_again_aft
         start_response("200 OK", [])
         return [b"svar"]
 
-    watched = liveness.RequestsWatched(app, limit=0.5)
+    watched = liveness.watch_requests(app, limit=0.5)
     try:
         assert request(watched, "/") == b"svar"
         assert heard_within(listener, 2), "an idle worker beats"
@@ -75,7 +75,7 @@ def test_an_unsupervised_process_sends_nothing(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(liveness.HEARTBEAT_SOCKET, raising=False)
     monkeypatch.setattr(liveness, "_heart", None)
     threads = threading.active_count()
-    watched = liveness.RequestsWatched(lambda environ, start_response: [b"svar"], limit=0.5)
+    watched = liveness.watch_requests(lambda environ, start_response: [b"svar"], limit=0.5)
     assert request(watched, "/") == b"svar"
     liveness.beat()
     assert threading.active_count() == threads
