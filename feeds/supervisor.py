@@ -129,8 +129,7 @@ class Child:
             if pid in _descendants(self.process.pid):
                 log.error("%s: its process %d gave no sign of life for %.0f s; killing it to be replaced",
                           self.name, pid, now - beat_at)  # fmt: skip
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                _kill_each([pid])
 
     def _kill(self) -> None:
         """SIGKILL to the process and whatever it started (a stopped or hung process ignores SIGTERM).
@@ -138,9 +137,7 @@ class Child:
         and the other children must stay supervised meanwhile; `check` sees it go."""
         if self.process is None:
             return
-        for pid in [self.process.pid, *_descendants(self.process.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_each([self.process.pid, *_descendants(self.process.pid)])
         self._killed = True
 
     def reload(self) -> None:
@@ -162,9 +159,7 @@ class Child:
             log.error("%s did not stop in %.0f s; killing it", self.name, STOP_SECONDS)
             process.kill()
             process.wait()
-        for pid in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_each(started)
 
 
 def indexer_child(app_import: str, watchdog_seconds: float = 0.0) -> Child:
@@ -230,6 +225,13 @@ def supervise(children: list[Child], stop: threading.Event | None = None) -> int
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def _kill_each(pids: list[int]) -> None:
+    """SIGKILL to each of these processes that is still there."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _descendants(pid: int) -> list[int]:
