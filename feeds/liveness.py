@@ -2,9 +2,10 @@
 its supervisor kills one that falls silent, to be started again as one that died would be.
 
 `flask serve` (and the gunicorn master) give each child the address of a datagram socket of their
-own in FEEDS_HEARTBEAT_SOCKET (Linux's abstract namespace: no file, nothing to clean up). The watch
-process beats from its loop and while it waits on its reading workers; each web worker beats from
-a thread of its own, unless one of its requests has run for half of FEEDS_WATCHDOG_SECONDS. So a
+own (Linux's abstract namespace: no file, nothing to clean up): the watch process in
+FEEDS_HEARTBEAT_SOCKET, and beats from its loop and while it waits on its reading workers; the web
+server in FEEDS_WORKER_HEARTBEAT_SOCKET, and each of its workers beats from a thread of its own,
+from its start, unless one of its requests has run for half of FEEDS_WATCHDOG_SECONDS. So a
 hang (a lock never released, a wait that never returns, a stopped process) ends in a restart,
 which granian alone does not do for a worker. Unsupervised, `beat` does nothing.
 """
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The variable that gives a child the supervisor's address (set by the supervisor, not by operators).
+#: The variables that give a child the supervisor's address (set by the supervisor, not by
+#: operators): one for a process that beats for itself (`beat`), one for web workers, whose beats a
+#: thread gives (`watch_requests`). Apart, so that the watch process, which makes the app too,
+#: never starts that thread.
 HEARTBEAT_SOCKET = "FEEDS_HEARTBEAT_SOCKET"
+WORKER_HEARTBEAT_SOCKET = "FEEDS_WORKER_HEARTBEAT_SOCKET"
 #: Beats closer together than this are sent as one.
 BEAT_SECONDS = 0.5
 #: One beat: the pid of the process that gives it.
@@ -37,10 +42,10 @@ _BEAT = struct.Struct("=i")
 class _Heart:
     """This process's end: made anew after a fork, since the child is another process."""
 
-    def __init__(self) -> None:
+    def __init__(self, variable: str = HEARTBEAT_SOCKET) -> None:
         self.pid = os.getpid()
         self.last = float("-inf")
-        address = os.environ.get(HEARTBEAT_SOCKET)
+        address = os.environ.get(variable)
         self.address = "\0" + address if address else None
         self.socket: socket.socket | None = None
         if self.address is not None:
@@ -93,14 +98,14 @@ class Listener:
 def watch_requests(app: WSGIApplication, limit: float) -> WSGIApplication:
     """`app` as a supervised web worker runs it (`RequestsWatched`); unchanged where no supervisor
     listens or `limit` is 0 (tests, `flask run`, gunicorn's workers), so that no request pays for it."""
-    if not os.environ.get(HEARTBEAT_SOCKET) or limit <= 0:
+    if not os.environ.get(WORKER_HEARTBEAT_SOCKET) or limit <= 0:
         return app
     return RequestsWatched(app, limit)
 
 
 class RequestsWatched:
-    """WSGI middleware for a supervised web worker: a thread beats for the process for as long as
-    none of its requests has run for longer than `limit` seconds."""
+    """WSGI middleware for a supervised web worker: a thread beats for the process, from when the
+    app is made, for as long as none of its requests has run for longer than `limit` seconds."""
 
     def __init__(self, app: WSGIApplication, limit: float) -> None:
         self.app = app
@@ -109,6 +114,7 @@ class RequestsWatched:
         self._running: dict[int, tuple[float, WSGIEnvironment]] = {}
         self._watching_in: int | None = None
         self._lock = threading.Lock()
+        self._start_watching()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._watching_in != os.getpid():
@@ -121,8 +127,8 @@ class RequestsWatched:
             self._running.pop(thread, None)
 
     def _start_watching(self) -> None:
-        """In the worker process, at its first request: the process that loaded the app may have
-        forked it, and threads do not survive a fork."""
+        """In this process: at once, and again at the first request of a process forked from it
+        (the server may load the app before it forks its workers, and threads do not survive a fork)."""
         with self._lock:
             if self._watching_in == os.getpid():
                 return
@@ -131,6 +137,7 @@ class RequestsWatched:
             threading.Thread(target=self._say_alive, name="feeds-liveness", daemon=True).start()
 
     def _say_alive(self) -> None:
+        heart = _Heart(WORKER_HEARTBEAT_SOCKET)
         stuck = ""
         while True:
             now = time.monotonic()
@@ -138,7 +145,7 @@ class RequestsWatched:
             late = [(now - began, environ) for began, environ in running if now - began > self.limit]
             if not late:
                 stuck = ""
-                beat()
+                heart.beat()
             elif not stuck:
                 seconds, environ = max(late, key=lambda found: found[0])
                 stuck = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"

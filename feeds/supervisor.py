@@ -86,7 +86,8 @@ class Child:
         environment = None
         if self._listener is not None:
             self._listener.heard()  # the last process's beats
-            environment = {**os.environ, liveness.HEARTBEAT_SOCKET: self._listener.address}
+            variable = liveness.HEARTBEAT_SOCKET if self.beats_itself else liveness.WORKER_HEARTBEAT_SOCKET
+            environment = {**os.environ, variable: self._listener.address}
         self.process = subprocess.Popen(  # noqa: S603 - our own argv
             self.argv, env=environment, preexec_fn=lambda: _die_with(parent)
         )

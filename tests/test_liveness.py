@@ -39,8 +39,7 @@ def test_a_worker_goes_silent_while_a_request_runs_too_long_and_speaks_again_aft
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = liveness.Listener("test")
-    monkeypatch.setenv(liveness.HEARTBEAT_SOCKET, listener.address)
-    monkeypatch.setattr(liveness, "_heart", None)
+    monkeypatch.setenv(liveness.WORKER_HEARTBEAT_SOCKET, listener.address)
     release = threading.Event()
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -51,6 +50,7 @@ def test_a_worker_goes_silent_while_a_request_runs_too_long_and_speaks_again_aft
 
     watched = liveness.watch_requests(app, limit=0.5)
     try:
+        assert heard_within(listener, 2), "a worker beats from its start, before any request"
         assert request(watched, "/") == b"svar"
         assert heard_within(listener, 2), "an idle worker beats"
         stuck = threading.Thread(target=request, args=(watched, "/fastur"))
@@ -65,14 +65,12 @@ def test_a_worker_goes_silent_while_a_request_runs_too_long_and_speaks_again_aft
     finally:
         release.set()
         listener.close()
-        heart = liveness._heart
-        if heart is not None and heart.socket is not None:
-            heart.socket.close()
 
 
 def test_an_unsupervised_process_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests, `flask run` and one-off commands have no supervisor: no thread, no socket."""
     monkeypatch.delenv(liveness.HEARTBEAT_SOCKET, raising=False)
+    monkeypatch.delenv(liveness.WORKER_HEARTBEAT_SOCKET, raising=False)
     monkeypatch.setattr(liveness, "_heart", None)
     threads = threading.active_count()
     watched = liveness.watch_requests(lambda environ, start_response: [b"svar"], limit=0.5)

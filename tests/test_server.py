@@ -224,7 +224,7 @@ def test_a_hung_web_worker_is_killed_and_replaced(newsroom: Newsroom, service: S
     """granian alone leaves a stopped worker be, and the connections it takes hang (about half of
     them with two workers): the supervisor kills one silent for FEEDS_WATCHDOG_SECONDS, and granian
     starts another."""
-    for _ in range(40):  # each worker has answered (each takes about half), and so beats
+    for _ in range(40):  # the workers have loaded the app, and so beat (answered or not)
         get(service.port, "/feeds/rss.xml")
     before = service.workers()
     assert len(before) == 2
