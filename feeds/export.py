@@ -272,16 +272,22 @@ class Exporter:
         report = self._export(units)
         wanted = {file_for(unit.url) for unit in units}
         report.removed += self._remove([name for name in self._manifest.everything() if name not in wanted])
-        self._manifest.since = Since(*mark)
+        self._manifest.since = mark
         return report
 
-    def _mark(self) -> tuple[int, int, float, str]:
-        """The index's version, the clock and the settings, read before anything is exported: what
-        changes meanwhile is looked at again next time."""
+    def _mark(self) -> Since:
+        """The index's version, the clock, the settings and OUTDIR, read before anything is
+        exported: what changes meanwhile is looked at again next time."""
         store = self.publisher.store
         generation, version = store.version()
         now = self.publisher.clock().timestamp()
-        return generation, version, now, self._common(store.sections())
+        return Since(generation, version, now, self._common(store.sections()), self._outdir_identity())
+
+    def _outdir_identity(self) -> str:
+        """OUTDIR's device and inode, made first if there is none yet."""
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        status = os.stat(self.outdir)
+        return f"{status.st_dev}:{status.st_ino}"
 
     def _common(self, sections: Iterable[Section]) -> str:
         """A fingerprint of what every file is also made from: the code, the base URL, the site's
@@ -294,27 +300,36 @@ class Exporter:
         if since is None:
             return None
         mark = self._mark()
-        generation, _, seconds, common = mark
-        if (generation, common) != (since.generation, since.common) or seconds < since.now:
+        if (mark.generation, mark.common, mark.outdir) != (since.generation, since.common, since.outdir):
+            return None
+        if mark.now < since.now or not self._outdir_as_left():
             return None
         store = self.publisher.store
         changed = store.changes_since((since.generation, since.version))
         if changed is None:
             return None
-        then, now = datetime.fromtimestamp(since.now, UTC), datetime.fromtimestamp(seconds, UTC)
+        then, now = datetime.fromtimestamp(since.now, UTC), datetime.fromtimestamp(mark.now, UTC)
         bundles = set(changed) | set(store.published_between(then, now))
         if len(bundles) > CHANGES_LIMIT:
             return None
-        if self._manifest.get(file_for(Scope().document_path(FORMATS[0].file_name))) is None:
-            return None  # nothing to compare with
         keys = self._periods_ended(then, now)
         if bundles:
             keys |= self._touched(bundles, now)
         report = self._changed(keys)
-        self._manifest.since = Since(*mark)
+        self._manifest.since = mark
         report.kept = self._manifest.count - report.written
         report.since_last = True
         return report
+
+    def _outdir_as_left(self) -> bool:
+        """Whether OUTDIR still holds files of the last run: its front page and site feed. The
+        manifest is kept in the cache directory, and an OUTDIR emptied since (`rm -rf public/*`)
+        would otherwise get only the files that changed. (They may be newer than the manifest says:
+        a run that died before saving it wrote them, and the changes it exported are looked at again.)"""
+        return all(
+            self._manifest.get(name) is not None and os.path.exists(self.outdir / name)
+            for name in (file_for("/"), file_for(Scope().document_path(FORMATS[0].file_name)))
+        )
 
     def _touched(self, bundles: Collection[str], now: datetime) -> set[str]:
         """Keys of what changed bundles touched, found as the indexer finds what to purge: the

@@ -64,6 +64,9 @@ class Since(msgspec.Struct, array_like=True, frozen=True):
     now: float
     #: A fingerprint of the code, base URL, site and sections the run exported with.
     common: str
+    #: OUTDIR itself then (device and inode): one removed and made again is not the one the
+    #: files were written to. Empty in manifests written before it was kept.
+    outdir: str = ""
 
 
 _encode = msgspec.msgpack.Encoder().encode

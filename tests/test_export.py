@@ -488,6 +488,26 @@ def test_a_damaged_manifest_makes_a_whole_run_and_loses_nothing(app: Flask, room
     assert "what changed since the last run looked at" in export(app, outdir).output
 
 
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_an_outdir_removed_or_emptied_since_the_last_run_is_exported_whole(
+    app: Flask, room: Newsroom, tmp_path: Path, how: str
+) -> None:
+    """The manifest lives in the cache directory, not in OUTDIR: `rm -rf public` and a run must not
+    trust it and write only what changed, leaving every other file missing."""
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    if how == "removed":
+        shutil.rmtree(outdir)
+    else:
+        for path in outdir.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+    result = export(app, outdir)
+    assert "every URL looked at" in result.output
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
+    assert "what changed since the last run looked at" in export(app, outdir).output
+
+
 def test_more_changes_than_a_run_follows_make_a_whole_run(
     app: Flask, room: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
