@@ -20,10 +20,13 @@ _threads: list[threading.Thread] = []
 
 def on_starting(server: Any) -> None:
     settings = load_settings()
-    metrics.start_pool(application.metrics_pool(settings))
+    pool = application.metrics_pool(settings)
+    metrics.start_pool(pool)
     app_import = str(server.cfg.wsgi_app or "app:app").partition(":")[0]
     indexer = supervisor.indexer_child(app_import, settings.watchdog_seconds)
-    thread = threading.Thread(target=supervisor.supervise, args=([indexer], _stop), name="feeds-indexer")
+    thread = threading.Thread(
+        target=supervisor.supervise, args=([indexer], _stop, metrics.Restarts(pool)), name="feeds-indexer"
+    )
     thread.start()
     _threads.append(thread)
 

@@ -47,6 +47,7 @@ _LOOKUPS = {(archive, hit): ("archive" if archive else "feed", "hit" if hit else
             for archive in (False, True) for hit in (False, True)}  # fmt: skip
 
 SyncKind = Literal["bundles", "settings", "full", "rebuild"]
+RestartCause = Literal["exited", "silent"]
 NotificationKind = Literal["websub", "purge"]
 NotificationResult = Literal["sent", "failed", "given_up"]
 
@@ -146,6 +147,22 @@ class Metrics:
             counted = MultiProcessCollector(None, str(self.pool))  # type: ignore[no-untyped-call]
         encode, content_type = choose_encoder(accept)
         return encode(_Scrape(counted, figures)), content_type
+
+
+class Restarts:
+    """The supervisor's count of the processes it replaced: one that exited, and one it killed for
+    giving no sign of life (`liveness`). In the pool, /metrics shows it with the others' counts."""
+
+    def __init__(self, pool: Path | None = None) -> None:
+        registry = None if pool is not None and _join(pool) else CollectorRegistry()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self._restarts = Counter(
+            "feeds_process_restarts", "Processes replaced by the supervisor, by process and why: exited, or silent"
+            " for longer than FEEDS_WATCHDOG_SECONDS (and killed).", ["process", "cause"], registry=registry,
+        )  # fmt: skip
+
+    def count(self, process: str, cause: RestartCause) -> None:
+        self._restarts.labels(process, cause).inc()
 
 
 class _Scrape:

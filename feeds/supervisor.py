@@ -97,12 +97,14 @@ class Child:
         self._killed = False
         log.info("%s started (pid %d)", self.name, self.process.pid)
 
-    def check(self) -> None:
+    def check(self, restarts: metrics.Restarts | None = None) -> None:
         """Restarts the process if it has exited and its pause is over; kills first a watched one
-        that has been silent for longer than its watchdog allows."""
+        that has been silent for longer than its watchdog allows. Each is counted in `restarts`."""
         now = time.monotonic()
-        self._hear_beats(now)
+        self._hear_beats(now, restarts)
         if self.process is not None and self.process.poll() is not None and self._restart_at is None:
+            if restarts is not None and not self._killed:  # one killed for its silence was counted then
+                restarts.count(self.name, "exited")
             lived = now - self._started_at
             self._pause = (
                 FIRST_PAUSE_SECONDS if lived > HEALTHY_SECONDS else min(self._pause * 2, LONGEST_PAUSE_SECONDS)
@@ -113,7 +115,7 @@ class Child:
         if self._restart_at is not None and now >= self._restart_at:
             self.start()
 
-    def _hear_beats(self, now: float) -> None:
+    def _hear_beats(self, now: float, restarts: metrics.Restarts | None) -> None:
         if self._listener is None or self._killed or self.process is None or self.process.poll() is not None:
             return
         for pid in self._listener.heard():
@@ -126,11 +128,15 @@ class Child:
                 log.error("%s (pid %d) gave no sign of life for %.0f s; killing it to start it again", self.name,
                           pid, now - beat_at)  # fmt: skip
                 self._kill()
+                if restarts is not None:
+                    restarts.count(self.name, "silent")
                 return
             if pid in _descendants(self.process.pid):
                 log.error("%s: its process %d gave no sign of life for %.0f s; killing it to be replaced",
                           self.name, pid, now - beat_at)  # fmt: skip
                 _kill_each([pid])
+                if restarts is not None:
+                    restarts.count(f"{self.name} worker", "silent")
 
     def _kill(self) -> None:
         """SIGKILL to the process and whatever it started (a stopped or hung process ignores SIGTERM).
@@ -195,12 +201,19 @@ def serve(app_import: str, host: str, port: int, workers: int, access_log: bool 
 
     logs.setup("supervisor")
     settings = load_settings()
-    # Every process started here pools its metrics in one folder, emptied for this run.
-    metrics.start_pool(application.metrics_pool(settings))
-    return supervise(commands(app_import, host, port, workers, access_log, settings.watchdog_seconds))
+    # Every process started here pools its metrics in one folder, emptied for this run; this one
+    # counts there what it restarts.
+    pool = application.metrics_pool(settings)
+    metrics.start_pool(pool)
+    restarts = metrics.Restarts(pool)
+    return supervise(
+        commands(app_import, host, port, workers, access_log, settings.watchdog_seconds), restarts=restarts
+    )
 
 
-def supervise(children: list[Child], stop: threading.Event | None = None) -> int:
+def supervise(
+    children: list[Child], stop: threading.Event | None = None, restarts: metrics.Restarts | None = None
+) -> int:
     stop = stop or threading.Event()
     reload = threading.Event()
     previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
@@ -219,7 +232,7 @@ def supervise(children: list[Child], stop: threading.Event | None = None) -> int
                 for child in children:
                     child.reload()
             for child in children:
-                child.check()
+                child.check(restarts)
     finally:
         for child in reversed(children):
             child.stop()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Newsroom
 
@@ -110,6 +111,18 @@ def answers(port: int) -> bool:
         return False
 
 
+def restarts(port: int) -> dict[tuple[str, str], float]:
+    """feeds_process_restarts_total from /metrics, as Prometheus reads it: by process and cause."""
+    status, _, body = get(port, "/metrics")
+    assert status == 200
+    return {
+        (sample.labels["process"], sample.labels["cause"]): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "feeds_process_restarts_total"
+    }
+
+
 @pytest.fixture
 def service(newsroom: Newsroom, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
     """`flask serve` over the newsroom; with indirect parametrization, these variables set too."""
@@ -194,11 +207,13 @@ def test_a_killed_worker_is_replaced_and_nothing_fails(newsroom: Newsroom, servi
 
 def test_a_killed_indexer_is_restarted(newsroom: Newsroom, service: Service) -> None:
     first = service.indexer()
+    assert restarts(service.port) == {}
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: any(pid != first for pid in children(service.process.pid) if "index --watch" in command_line(pid)),
              "the indexer was not restarted")  # fmt: skip
     edit_shows(newsroom, service.port, "Eftir að skráningin var drepin")
     assert get(service.port, "/healthz")[0] == 200
+    assert restarts(service.port) == {("indexer", "exited"): 1.0}
 
 
 @pytest.mark.parametrize("service", [{"FEEDS_WATCHDOG_SECONDS": "3"}], indirect=True)
@@ -217,6 +232,7 @@ def test_a_hung_indexer_is_killed_and_started_again(newsroom: Newsroom, service:
     assert f"indexer (pid {first}) gave no sign of life for 3 s" in service.log.read_text()
     # Workers look for the indexer every few seconds: one may have looked while none ran.
     wait_for(lambda: get(service.port, "/healthz")[0] == 200, "/healthz never said ready again")
+    assert restarts(service.port) == {("indexer", "silent"): 1.0}, "counted once, as killed for its silence"
 
 
 @pytest.mark.parametrize("service", [{"FEEDS_WATCHDOG_SECONDS": "3"}], indirect=True)
@@ -237,6 +253,7 @@ def test_a_hung_web_worker_is_killed_and_replaced(newsroom: Newsroom, service: S
     statuses = [get(service.port, "/feeds/rss.xml")[0] for _ in range(20)]
     assert statuses == [200] * 20
     assert f"server: its process {before[0]} gave no sign of life for 3 s" in service.log.read_text()
+    assert restarts(service.port) == {("server worker", "silent"): 1.0}
 
 
 def test_a_reload_replaces_every_worker_and_no_request_fails(newsroom: Newsroom, service: Service) -> None:
