@@ -183,6 +183,18 @@ def _hang_indexer(context: Context) -> str:
     return f"SIGSTOP to indexer {main[0]}"
 
 
+def _hang_worker(context: Context) -> str:
+    """A web worker stopped (SIGSTOP) where it stands, as a hang would leave it. granian leaves it
+    be, and the connections it takes go unanswered: the supervisor must find it silent (WATCHDOG_S)
+    and kill it, and granian start another."""
+    workers = context.service.tree().workers
+    if not workers:
+        raise NotInjected(f"no web worker found ({context.service.tree().describe()})")
+    os.kill(workers[-1], signal.SIGSTOP)
+    context.killed = {workers[-1]}
+    return f"SIGSTOP to web worker {workers[-1]}"
+
+
 def _fill_disk(context: Context) -> str:
     chunk = b"\0" * 2**20
     written = 0
@@ -218,4 +230,5 @@ FAULTS = (
     Fault("i", "the indexer's reading process killed (SIGKILL)", _kill_reader),
     Fault("j", "a one-off reader exits, then a web worker is replaced", _read_once_then_replace_worker),
     Fault("k", "the indexer hung (SIGSTOP)", _hang_indexer),
+    Fault("l", "a web worker hung (SIGSTOP)", _hang_worker),
 )

@@ -27,8 +27,9 @@ BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.
 #: Parts of a command line that mark the indexing process: the coming `index --watch`, and today's.
 INDEXER_MARKS = ("index --watch", "feeds.indexer")
 SQLITE_MAGIC = b"SQLite format 3\x00"
-#: How long the indexer may give no sign of life before the service restarts it (FEEDS_WATCHDOG_SECONDS):
-#: short enough that a hung one is back within the recovery time the report allows.
+#: How long the indexer or a web worker may give no sign of life before the service replaces it
+#: (FEEDS_WATCHDOG_SECONDS): short enough that a hung one is back within the recovery time the
+#: report allows.
 WATCHDOG_S = 5.0
 
 
