@@ -264,6 +264,7 @@ class Exporter:
             return report
 
     def _whole(self) -> Report:
+        self._folders.clear()
         mark = self._mark()
         self._manifest.everything()  # each URL's entry is looked at: read them all at once
         articles: dict[str, Position] = {}
@@ -434,7 +435,16 @@ class Exporter:
         `page:` documents, and each `article:` with its photos; and the front page and the OPML."""
         with self._lock:
             started = time.perf_counter()
-            report = self._changed(keys)
+            # Folders made before may have been removed since (the memo spares a whole run's mkdirs).
+            self._folders.clear()
+            since = self._manifest.since
+            if since is None or since.outdir != self._outdir_identity() or not self._outdir_as_left():
+                # OUTDIR removed or emptied while watching: the files of this change alone would
+                # leave the rest missing until the next whole run.
+                report = self._whole()
+                self._save()
+            else:
+                report = self._changed(keys)
             if time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
                 self._save()
             report.seconds = time.perf_counter() - started

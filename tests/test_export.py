@@ -343,6 +343,44 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
     assert not [path for path in outdir.rglob(".*")]
 
 
+def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
+    """OUTDIR removed while the export watches (a deploy script, a mistaken `rm -rf`): the next
+    change brings back every file, not only those it touched."""
+    outdir = tmp_path / "public"
+    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
+           "FEEDS_INDEXER": "watch"}  # fmt: skip
+    command = [sys.executable, "-m", "flask", "--app", "app", "export"]
+    log = tmp_path / "export.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [*command, str(outdir), "--base-url", BASE, "--watch"],
+            cwd=servers.REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+        shutil.rmtree(outdir)
+        room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+        page = outdir / "innlent" / "stormur" / "index.html"
+        wait_for(lambda: page.exists() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
+                 "the edit was never exported", 20)  # fmt: skip
+        # A one-off export elsewhere, of the index the watching export keeps, is the whole surface.
+        fresh = tmp_path / "fresh"
+        subprocess.run([*command, str(fresh), "--base-url", BASE], cwd=servers.REPO, env=env, check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+        wait_for(lambda: tree(outdir) == tree(fresh), "the removed OUTDIR was not exported whole", 20)
+        assert (outdir / "innlent" / "eldgos-hafid" / "index.html").exists()
+        # A folder removed that the export had made: the next change in it is written all the same.
+        shutil.rmtree(outdir / "innlent")
+        room.article("innlent", "stormur", title="Appelsínugul viðvörun", date="2026-10-20T18:00:00Z")
+        wait_for(lambda: page.exists() and "Appelsínugul viðvörun" in page.read_text(encoding="utf-8"),
+                 "an edit in a removed folder was never exported", 20)  # fmt: skip
+        assert b"re-export failed" not in log.read_bytes()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
+
+
 def tree(outdir: Path) -> dict[str, bytes]:
     return {name: found[2] for name, found in files(outdir).items()}
 
