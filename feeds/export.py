@@ -68,7 +68,7 @@ from .formats import FORMATS
 from .indexer import IndexerBusy, indexer_alive
 from .manifest import Entry, Manifest, Position, Since
 from .model import Article, Section
-from .notify import Notifier
+from .notify import FIRST_RETRY_SECONDS, LONGEST_RETRY_SECONDS, Notifier
 from .publisher import Publisher
 from .render.opml import OPML_FILE
 from .render.syndication import keep_items
@@ -820,34 +820,78 @@ def _code_version() -> str:
 
 
 class ExportSink(Notifier):
-    """Where the announcer hands each change when exporting: re-exports what its keys name."""
+    """Where the announcer hands each change when exporting: re-exports what its keys name.
+
+    A change whose export fails (a full disk, a folder someone made unwritable) is kept and tried
+    again, with the changes that come after it, until it is written: its files would otherwise stay
+    stale until those very documents changed again.
+    """
 
     def __init__(self, exporter: Exporter) -> None:
         super().__init__((), ())
         self.exporter = exporter
         self._settings: str | None = None
+        self._lock = threading.Lock()
+        #: Keys of the changes not yet exported, and whether everything must be looked at.
+        self._pending: set[str] = set()
+        self._whole = False
+        self._retry_in = FIRST_RETRY_SECONDS
+        self._retry_at: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._retry, name="export-retry", daemon=True)
 
     def start(self) -> None:
-        pass
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def submit(self, feed_urls: Collection[str], keys: Collection[str]) -> None:
-        store = self.exporter.publisher.store
+        with self._lock:
+            self._pending.update(keys)
+            try:
+                # The site's or a section's settings show on every page, which no key names: all is
+                # looked at (and what its fingerprint says is unchanged, kept without rendering).
+                store = self.exporter.publisher.store
+                settings = fingerprint((store.site(), store.sections()))
+                self._whole |= self._settings not in (None, settings)
+                self._settings = settings
+            except (FeedsError, OSError):
+                self._whole = True
+            self._export()
+
+    def _export(self) -> None:
+        keys = sorted(self._pending)
         try:
-            # The site's or a section's settings show on every page, which no key names: all is
-            # looked at (and what its fingerprint says is unchanged, kept without rendering).
-            settings = fingerprint((store.site(), store.sections()))
-            changed, self._settings = self._settings not in (None, settings), settings
-            report = self.exporter.run() if changed else self.exporter.changed(keys)
+            report = self.exporter.run() if self._whole else self.exporter.changed(keys)
         except (FeedsError, OSError) as error:
-            # The next run (or the next change of the same documents) writes them; nothing is half-written.
-            log.error("re-export failed: %s", error)
+            # Nothing is half-written (each file is whole or not there), and the keys stay pending.
+            self._retry_at = time.monotonic() + self._retry_in
+            log.error("re-export failed: %s; trying again in %.1f s", error, self._retry_in)
+            self._retry_in = min(self._retry_in * 2, LONGEST_RETRY_SECONDS)
+            self._wake.set()
             return
+        self._pending.clear()
+        self._whole, self._retry_at, self._retry_in = False, None, FIRST_RETRY_SECONDS
         log.info("re-exported %d keys: %s", len(keys), report)
         for warning in report.warnings:
             log.warning("%s", warning)
+
+    def _retry(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                retry_at = self._retry_at
+            self._wake.wait(None if retry_at is None else max(retry_at - time.monotonic(), 0.0))
+            self._wake.clear()
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._export()
 
 
 @click.command("export")

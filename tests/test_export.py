@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import feedparser
 import pytest
 from click.testing import Result
 from flask import Flask
@@ -379,6 +380,38 @@ def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_pat
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 0, log.read_text()
+
+
+def test_watch_writes_a_change_that_failed_once_it_can(room: Newsroom, tmp_path: Path) -> None:
+    """A change whose files cannot be written (here a folder stands where a page goes, which stops
+    root too) is tried again until it is written, with no other change to carry it."""
+    outdir = tmp_path / "public"
+    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
+           "FEEDS_INDEXER": "watch"}  # fmt: skip
+    log = tmp_path / "export.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "export", str(outdir), "--base-url", BASE, "--watch"],
+            cwd=servers.REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+        page = outdir / "innlent" / "stormur" / "index.html"
+        page.unlink()
+        (page / "in-the-way").mkdir(parents=True)
+        room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+        wait_for(lambda: b"re-export failed" in log.read_bytes(), "the blocked export did not fail", 20)
+        shutil.rmtree(page)
+        wait_for(lambda: page.is_file() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
+                 "the failed change was never written", 20)  # fmt: skip
+        site_feed = outdir / "feeds" / "rss.xml"
+        wait_for(lambda: "Rauð viðvörun" in [entry.title for entry in feedparser.parse(site_feed.read_bytes()).entries],
+                 "the site feed of the failed change was never written", 20)  # fmt: skip
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
+    assert not [path for path in outdir.rglob(".*")]
 
 
 def tree(outdir: Path) -> dict[str, bytes]:
