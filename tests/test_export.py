@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
@@ -312,11 +313,15 @@ def test_a_photo_the_service_sends_is_the_same_file(app: Flask, client: FlaskCli
     assert (status, headers["content-type"], body) == (200, "image/png", rendition.read_bytes())
 
 
-def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
-    outdir = tmp_path / "public"
-    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
-           "FEEDS_FEED_SIZE": "2", "FEEDS_INDEXER": "watch"}  # fmt: skip
-    log = tmp_path / "export.log"
+def watch_env(room: Newsroom, tmp_path: Path, **settings: str) -> dict[str, str]:
+    return {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
+            "FEEDS_INDEXER": "watch", **settings}  # fmt: skip
+
+
+@contextlib.contextmanager
+def watching(outdir: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """`flask export OUTDIR --watch` while the block runs, once it watches; it must then stop
+    cleanly on SIGTERM and leave no temporary file behind."""
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "app", "export", str(outdir), "--base-url", BASE, "--watch"],
@@ -324,6 +329,17 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         )  # fmt: skip
     try:
         wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
+    assert not [path for path in outdir.rglob(".*")]
+
+
+def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
+    outdir = tmp_path / "public"
+    with watching(outdir, watch_env(room, tmp_path, FEEDS_FEED_SIZE="2"), tmp_path / "export.log"):
         page = outdir / "innlent" / "stormur" / "index.html"
         before = files(outdir)
         room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
@@ -337,28 +353,13 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         changed = {name for name in after if name in before and after[name][2] != before[name][2]}
         assert rewritten == changed
         assert "innlent/eldgos-hafid/index.html" not in rewritten
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0, log.read_text()
-    assert not [path for path in outdir.rglob(".*")]
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
     """OUTDIR removed while the export watches (a deploy script, a mistaken `rm -rf`): the next
     change brings back every file, not only those it touched."""
-    outdir = tmp_path / "public"
-    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
-           "FEEDS_INDEXER": "watch"}  # fmt: skip
-    command = [sys.executable, "-m", "flask", "--app", "app", "export"]
-    log = tmp_path / "export.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [*command, str(outdir), "--base-url", BASE, "--watch"],
-            cwd=servers.REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+    outdir, env, log = tmp_path / "public", watch_env(room, tmp_path), tmp_path / "export.log"
+    with watching(outdir, env, log):
         shutil.rmtree(outdir)
         room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
         page = outdir / "innlent" / "stormur" / "index.html"
@@ -366,8 +367,8 @@ def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_pat
                  "the edit was never exported", 20)  # fmt: skip
         # A one-off export elsewhere, of the index the watching export keeps, is the whole surface.
         fresh = tmp_path / "fresh"
-        subprocess.run([*command, str(fresh), "--base-url", BASE], cwd=servers.REPO, env=env, check=True,
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run([sys.executable, "-m", "flask", "--app", "app", "export", str(fresh), "--base-url", BASE],
+                       cwd=servers.REPO, env=env, check=True, capture_output=True, timeout=60)  # fmt: skip
         wait_for(lambda: tree(outdir) == tree(fresh), "the removed OUTDIR was not exported whole", 20)
         assert (outdir / "innlent" / "eldgos-hafid" / "index.html").exists()
         # A folder removed that the export had made: the next change in it is written all the same.
@@ -376,26 +377,13 @@ def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_pat
         wait_for(lambda: page.exists() and "Appelsínugul viðvörun" in page.read_text(encoding="utf-8"),
                  "an edit in a removed folder was never exported", 20)  # fmt: skip
         assert b"re-export failed" not in log.read_bytes()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0, log.read_text()
 
 
 def test_watch_writes_a_change_that_failed_once_it_can(room: Newsroom, tmp_path: Path) -> None:
     """A change whose files cannot be written (here a folder stands where a page goes, which stops
     root too) is tried again until it is written, with no other change to carry it."""
-    outdir = tmp_path / "public"
-    env = {**os.environ, "FEEDS_CONTENT_DIR": str(room.root), "FEEDS_CACHE_DIR": str(tmp_path / "cache"),
-           "FEEDS_INDEXER": "watch"}  # fmt: skip
-    log = tmp_path / "export.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "export", str(outdir), "--base-url", BASE, "--watch"],
-            cwd=servers.REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
+    outdir, log = tmp_path / "public", tmp_path / "export.log"
+    with watching(outdir, watch_env(room, tmp_path), log):
         page = outdir / "innlent" / "stormur" / "index.html"
         page.unlink()
         (page / "in-the-way").mkdir(parents=True)
@@ -407,11 +395,6 @@ def test_watch_writes_a_change_that_failed_once_it_can(room: Newsroom, tmp_path:
         site_feed = outdir / "feeds" / "rss.xml"
         wait_for(lambda: "Rauð viðvörun" in [entry.title for entry in feedparser.parse(site_feed.read_bytes()).entries],
                  "the site feed of the failed change was never written", 20)  # fmt: skip
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0, log.read_text()
-    assert not [path for path in outdir.rglob(".*")]
 
 
 def tree(outdir: Path) -> dict[str, bytes]:
