@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import corpus, export, inprocess, lastmile, load, report, scale, servers
+from . import corpus, export, inprocess, lastmile, load, photos, report, scale, servers
 from .report import GUNICORN_SERVICE, GZIP, NAIVE, NGINX, NOT_MODIFIED, PLAIN, SERVICE, Measurement, Results, Row
 
 FEED = "/feeds/rss.xml"
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             results.sections.append(lastmile.run(work, label="100k", edits=20, seconds=options.seconds).markdown())
             # The static export against Hugo's cold build, and nginx serving it, on the same corpus.
             results.sections.append(export.run(work, SIZES["100k"], seconds=options.seconds).markdown())
+            # The first build with photos of their own, as a real archive has them, against hard-linked ones.
+            results.sections.append(photos.run(work).markdown())
             # The whole archive on one machine: 100k over 25 years, or as many as --scale-articles says.
             measured = scale.run(work, options.scale_articles, idle_seconds=300, edits=20, wrk_seconds=options.seconds)
             results.sections.append(measured.markdown())

@@ -1,5 +1,9 @@
 """A synthetic Icelandic newsroom: N page bundles over 10 sections and 200 topics, 1–3 real photos each.
 
+The photos are six small files hard-linked into every bundle, unless `distinct_photos`: then each
+bundle has photos of its own, of a news photo's size (a real archive's, whose every photo file
+must be read and checked once).
+
 Deterministic for a given seed; a stamp file records the parameters so that an existing
 corpus is reused, and a half-written one is never mistaken for a finished one.
 """
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 #: Bump when the output changes for the same parameters, so that old corpora are regenerated.
 GENERATOR_VERSION = 1
@@ -103,22 +107,27 @@ class Parameters:
     generator: int = GENERATOR_VERSION
     #: Years the articles' dates spread over, newest last; None: one every STEP (17 minutes).
     years: float | None = None
+    #: Whether every bundle has photo files of its own, of a news photo's size (DISTINCT_PHOTOS).
+    distinct_photos: bool = False
 
     def stamp(self) -> dict[str, object]:
-        # Without `years` when it is not set, so that corpora made before it existed are reused.
-        return {key: value for key, value in asdict(self).items() if key != "years" or value is not None}
+        # Without what is not set, so that corpora made before those existed are reused.
+        unset = {"years": None, "distinct_photos": False}
+        return {key: value for key, value in asdict(self).items() if key not in unset or value != unset[key]}
 
     @property
     def step(self) -> timedelta:
         return STEP if self.years is None else timedelta(days=365.25 * self.years) / max(1, self.articles - 1)
 
 
-def ensure(root: Path, articles: int, seed: int = SEED, years: float | None = None) -> tuple[Path, bool]:
+def ensure(
+    root: Path, articles: int, seed: int = SEED, years: float | None = None, distinct_photos: bool = False
+) -> tuple[Path, bool]:
     """The corpus at `root`, generated unless an identical one is already there; returns (root, reused).
 
     `years` spreads the dates evenly over that many years (a national archive); by default
-    articles are STEP apart."""
-    parameters = Parameters(articles=articles, seed=seed, years=years)
+    articles are STEP apart. `distinct_photos`: see the module's docstring."""
+    parameters = Parameters(articles=articles, seed=seed, years=years, distinct_photos=distinct_photos)
     stamp = root / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == parameters.stamp():
         return root, True
@@ -126,8 +135,11 @@ def ensure(root: Path, articles: int, seed: int = SEED, years: float | None = No
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     _write_site(partial)
+    if distinct_photos:
+        _write_large_photos(partial / PHOTO_DIR)
+    step = parameters.step.total_seconds()
     chunks = [
-        (str(partial), start, min(start + CHUNK, articles), articles, seed, parameters.step.total_seconds())
+        (str(partial), start, min(start + CHUNK, articles), articles, seed, step, distinct_photos)
         for start in range(0, articles, CHUNK)
     ]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -179,8 +191,33 @@ def _write_site(root: Path) -> None:
         )
 
 
-def _write_chunk(job: tuple[str, int, int, int, int, float]) -> None:
-    root_name, start, stop, total, seed, step = job
+#: In a corpus of distinct photos, the size of each: a news photo's width, and one of a gallery's.
+LARGE_PHOTO_SIZES = {"JPEG": (1600, 1067), "PNG": (800, 533)}
+LARGE_PREFIX = "stor-"
+
+
+def _write_large_photos(folder: Path) -> None:
+    """For each of PHOTOS, one of a news photo's size and detail (about 125 KB as JPEG at quality
+    80, 600 KB as PNG), from which every bundle's own photo is made (`_own_photo`)."""
+    rng = random.Random(SEED)
+    for name, _, colour, kind in PHOTOS:
+        size = LARGE_PHOTO_SIZES[kind]
+        detail = Image.effect_noise(size, 60).filter(ImageFilter.GaussianBlur(2)).convert("RGB")
+        tint = Image.new("RGB", size, colour)
+        picture = Image.blend(detail, tint, 0.4 + rng.random() / 5)
+        options = {"quality": 80} if kind == "JPEG" else {"optimize": False}
+        picture.save(folder / f"{LARGE_PREFIX}{name}", kind, **options)
+
+
+def _own_photo(source: Path, target: Path, number: int, index: int) -> None:
+    """The photo with bytes of its own after its end (the image's last marker), where decoders
+    stop reading: the same picture, but a file whose digest no other bundle's has."""
+    data = source.read_bytes()
+    target.write_bytes(data + f"\n{number}:{index}\n".encode())
+
+
+def _write_chunk(job: tuple[str, int, int, int, int, float, bool]) -> None:
+    root_name, start, stop, total, seed, step, distinct_photos = job
     root = Path(root_name)
     for number in range(start, stop):
         rng = _article_rng(seed, number)
@@ -190,7 +227,11 @@ def _write_chunk(job: tuple[str, int, int, int, int, float]) -> None:
         text, photos = _article(rng, number, total, timedelta(seconds=step))
         (bundle / "index.md").write_text(text, encoding="utf-8")
         for index, source in enumerate(photos, start=1):
-            _link_photo(root / PHOTO_DIR / source, bundle / f"mynd-{index}{Path(source).suffix}")
+            target = bundle / f"mynd-{index}{Path(source).suffix}"
+            if distinct_photos:
+                _own_photo(root / PHOTO_DIR / f"{LARGE_PREFIX}{source}", target, number, index)
+            else:
+                _link_photo(root / PHOTO_DIR / source, target)
 
 
 #: Per process: the file each shared photo is linked from now. A file system allows only so many
