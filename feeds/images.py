@@ -1,9 +1,10 @@
-"""Photos measured from their files (type, size in bytes, width and height) and checked to decode."""
+"""Photos measured from their files (type, size in bytes, width and height) and checked to be whole."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -33,8 +34,8 @@ class Measure:
     digest: str
 
 
-#: Photos measured and decoded by this process that are kept, by digest, so that the same bytes
-#: (an agency photo in several articles, a bundle read again after its text changed) are decoded
+#: Photos measured and checked by this process that are kept, by digest, so that the same bytes
+#: (an agency photo in several articles, a bundle read again after its text changed) are checked
 #: once; the oldest go first.
 MEASURED_KEPT = 4096
 _measured: BoundedCache[Measure] = BoundedCache(MEASURED_KEPT)
@@ -79,7 +80,7 @@ def measure(data: bytes, file_name: str) -> Measure:
             f"refused: {info.width} × {info.height} pixels is more than the {MAX_PIXELS // 1_000_000} million"
             " a photo may have",
         )
-    _decode(data, file_name)
+    _check_whole(data, file_name, media_type)
     measured = Measure(media_type, len(data), info.width, info.height, version)
     _measured.put(version, measured)
     return measured
@@ -90,19 +91,74 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _decode(data: bytes, name: str) -> None:
-    """Raises PhotoRefused unless the whole photo decodes (a JPEG at an eighth of its size, which is
-    quick and still reads every byte)."""
+def _check_whole(data: bytes, name: str, media_type: str) -> None:
+    """Raises PhotoRefused unless the photo's file is whole: its header readable, and then a JPEG's
+    segments complete up to its end marker, or every chunk of a PNG up to the last with its
+    checksum right. A GIF or WebP is decoded whole.
+
+    Decoding every JPEG and PNG (a JPEG at an eighth of its size) was the largest part of a first
+    build with photos of a news photo's size: 3 ms a JPEG of 125 KB, 11 ms a PNG of 250 KB, against
+    about 0.1 ms for these checks. A damaged file is refused as before: one that stops early (an
+    upload or copy cut short) always; a JPEG damaged inside still decodes, garbled, so the decoder
+    refused only those few whose damage it happened to notice.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise PhotoRefused(name, f"refused: {image.width} × {image.height} pixels is too many")
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()
+                if media_type == "image/jpeg":
+                    problem = _jpeg_problem(data)
+                    if problem is not None:
+                        raise PhotoRefused(name, f"refused: the photo's data is corrupt ({problem})")
+                elif media_type == "image/png":
+                    image.verify()
+                else:
+                    image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                    image.load()
     except PhotoRefused:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError,
             PIL.Image.DecompressionBombWarning) as error:  # fmt: skip
         raise PhotoRefused(name, f"refused: the photo's data is corrupt ({error})") from None
+
+
+#: In a JPEG scan's coded data, 0xFF is followed by 0x00 (a stuffed byte) or by a restart marker;
+#: anything else is the marker after the scan.
+_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_JPEG_STOPS = "the data stops before the image's end"
+
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """Why a JPEG file is not whole, or None: its markers are followed from the start of the image
+    to its end, over each segment by its length and over each scan's coded data. What follows the
+    end (a phone's motion photo, say) is the file's affair."""
+    position, size = 2, len(data)
+    while True:
+        if position + 2 > size:
+            return _JPEG_STOPS
+        if data[position] != 0xFF:
+            return f"no marker at byte {position:,}"
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            return None
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a segment
+            position += 2
+            continue
+        if position + 4 > size:
+            return _JPEG_STOPS
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if length < 2:
+            return f"a segment of {length} bytes at byte {position:,}"
+        position += 2 + length
+        if position > size:
+            return _JPEG_STOPS
+        if marker == 0xDA:  # start of scan: its coded data runs to the next marker
+            after = _AFTER_SCAN.search(data, position)
+            if after is None:
+                return _JPEG_STOPS
+            position = after.start()
