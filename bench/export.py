@@ -285,12 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="default: bench/out/export-<size>.md")
     options = parser.parse_args(argv)
     servers.compile_service()
-    results = run(options.dir.resolve(), options.articles, options.seconds)
-    output: Path = options.output or servers.REPO / "bench" / "out" / f"export-{results.label}.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(results.markdown())
-    print(results.markdown())
-    print(f"wrote {output}")
+    run(options.dir.resolve(), options.articles, options.seconds).write(options.output, "export")
     return 0
 
 

@@ -82,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="default: bench/out/photos-<size>.md")
     options = parser.parse_args(argv)
     servers.compile_service()
-    findings = run(options.dir.resolve(), options.articles)
-    output: Path = options.output or servers.REPO / "bench" / "out" / f"photos-{findings.label}.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(findings.markdown())
-    print(findings.markdown())
-    print(f"wrote {output}")
+    run(options.dir.resolve(), options.articles).write(options.output, "photos")
     return 0
 
 

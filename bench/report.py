@@ -85,6 +85,15 @@ class Findings:
         aim = f" (target {target or '—'})" if self.targets else ""
         print(f"  {what}: {value}{aim}  {detail}", flush=True)
 
+    def write(self, output: Path | None, name: str) -> Path:
+        """Writes the section to `output`, by default bench/out/<name>-<label>.md, and prints it."""
+        output = output or Path(__file__).parent / "out" / f"{name}-{self.label}.md"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(self.markdown(), encoding="utf-8")
+        print(self.markdown())
+        print(f"wrote {output}")
+        return output
+
     def markdown(self) -> str:
         if self.targets:
             header = ["| what | measured | target | detail |", "|---|---|---|---|"]

@@ -409,8 +409,9 @@ def test_the_service_as_deployed_sums_its_workers_and_its_indexer(newsroom: News
         # Only the indexer syncs (the web workers read): its counts reach /metrics through the pool.
         assert value(after, "feeds_index_sync_seconds_count", kind="rebuild") == 1
         assert value(after, "feeds_articles") == 1
-        # Two workers and the indexer write there, and nothing of an earlier run is left.
-        wait_until(lambda: len(list(pool.glob("counter_*.db"))) == 3, "a worker never started")
+        # Two workers, the indexer and the supervisor (its restarts) write there, and nothing of an
+        # earlier run is left.
+        wait_until(lambda: len(list(pool.glob("counter_*.db"))) == 4, "a worker never started")
         assert not (pool / "counter_1.db").exists()
 
         newsroom.article("innlent", "onnur", title="Önnur frétt")
