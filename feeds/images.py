@@ -99,8 +99,8 @@ def _check_whole(data: bytes, name: str, media_type: str) -> None:
     Decoding every JPEG and PNG (a JPEG at an eighth of its size) was the largest part of a first
     build with photos of a news photo's size: 3 ms a JPEG of 125 KB, 11 ms a PNG of 250 KB, against
     about 0.2 ms for these checks. A damaged file is refused as before: one that stops early (an
-    upload or copy cut short) always; a JPEG damaged inside still decodes, garbled, so the decoder
-    refused only those few whose damage it happened to notice.
+    upload or copy cut short) always, and a JPEG damaged inside whenever the decoder would have
+    refused it (most still decode, garbled, and are shown); see tests/test_images.py.
     """
     try:
         with warnings.catch_warnings():

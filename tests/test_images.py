@@ -107,3 +107,34 @@ def test_a_jpeg_with_a_broken_segment_is_refused_with_its_reason() -> None:
     data = photo("JPEG", quality=85)
     with pytest.raises(PhotoRefused, match="the data stops before the image's end"):
         images.measure(data[: len(data) // 2], "mynd.jpg")
+
+
+def decodes(data: bytes) -> bool:
+    """Whether Pillow decodes the whole JPEG (at an eighth of its size), as the indexer once checked."""
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.draft("RGB", (picture.width // 8, picture.height // 8))
+            picture.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
+def test_a_jpeg_damaged_inside_that_does_not_decode_is_refused() -> None:
+    """Bytes changed inside a JPEG: most still decode (garbled) and are shown, as before; every one
+    that the decoder refuses, the checks refuse too, and a few more."""
+    data = photo("JPEG", quality=85)
+    rng = random.Random(11)
+    refused_by_decoding = refused = 0
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 50)):
+            damaged[rng.randrange(len(data) // 3, len(data) - 10)] = rng.randrange(256)
+        try:
+            images.measure(bytes(damaged), "mynd.jpg")
+        except PhotoRefused:
+            refused += 1
+        else:
+            assert decodes(bytes(damaged)), "a JPEG the decoder refuses was accepted"
+        refused_by_decoding += not decodes(bytes(damaged))
+    assert 0 < refused_by_decoding <= refused < 300
