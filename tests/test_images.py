@@ -120,19 +120,24 @@ def decodes(data: bytes) -> bool:
     return True
 
 
-def test_a_jpeg_damaged_inside_that_does_not_decode_is_refused() -> None:
-    """Bytes changed inside a JPEG: most still decode (garbled) and are shown, as before; every one
-    that the decoder refuses, the checks refuse too, and a few more."""
+@pytest.mark.parametrize("where", ["coded data", "segments"])
+def test_a_damaged_jpeg_that_does_not_decode_is_refused(where: str) -> None:
+    """Bytes changed inside a JPEG: in its coded data most still decode (garbled) and are shown, as
+    before; in its segments (tables, frame, scan headers) many cannot be decoded at all. Every one
+    the whole decode refuses, the checks refuse too: none becomes a photo whose renditions cannot
+    be made."""
     data = photo("JPEG", quality=85)
-    rng = random.Random(11)
+    scan = data.index(b"\xff\xda")
+    span = (len(data) // 3, len(data) - 10) if where == "coded data" else (2, scan + 12)
+    rng = random.Random(where)
     refused_by_decoding = refused = 0
     for _ in range(300):
         damaged = bytearray(data)
-        for _ in range(rng.randint(1, 50)):
-            damaged[rng.randrange(len(data) // 3, len(data) - 10)] = rng.randrange(256)
+        for _ in range(rng.randint(1, 50) if where == "coded data" else rng.randint(1, 3)):
+            damaged[rng.randrange(*span)] = rng.randrange(256)
         try:
             images.measure(bytes(damaged), "mynd.jpg")
-        except PhotoRefused:
+        except (PhotoRefused, ValueError):
             refused += 1
         else:
             assert decodes(bytes(damaged)), "a JPEG the decoder refuses was accepted"
