@@ -301,9 +301,9 @@ class Exporter:
         if since is None:
             return None
         mark = self._mark()
-        if (mark.generation, mark.common, mark.outdir) != (since.generation, since.common, since.outdir):
+        if (mark.generation, mark.common) != (since.generation, since.common) or mark.now < since.now:
             return None
-        if mark.now < since.now or not self._outdir_as_left():
+        if not self._outdir_as_left(since, mark.outdir):
             return None
         store = self.publisher.store
         changed = store.changes_since((since.generation, since.version))
@@ -322,14 +322,19 @@ class Exporter:
         report.since_last = True
         return report
 
-    def _outdir_as_left(self) -> bool:
-        """Whether OUTDIR still holds files of the last run: its front page and site feed. The
-        manifest is kept in the cache directory, and an OUTDIR emptied since (`rm -rf public/*`)
-        would otherwise get only the files that changed. (They may be newer than the manifest says:
-        a run that died before saving it wrote them, and the changes it exported are looked at again.)"""
-        return all(
-            self._manifest.get(name) is not None and os.path.exists(self.outdir / name)
-            for name in (file_for("/"), file_for(Scope().document_path(FORMATS[0].file_name)))
+    def _outdir_as_left(self, since: Since | None, outdir: str) -> bool:
+        """Whether OUTDIR (`outdir`: its `_outdir_identity` now) is the one the last run wrote to,
+        and still holds its front page and site feed. The manifest is kept in the cache directory:
+        an OUTDIR removed (`rm -rf public`) or emptied since would otherwise get only the files that
+        changed. (They may be newer than the manifest says: a run that died before saving it wrote
+        them, and the changes it exported are looked at again.)"""
+        return (
+            since is not None
+            and since.outdir == outdir
+            and all(
+                self._manifest.get(name) is not None and os.path.exists(self.outdir / name)
+                for name in (file_for("/"), file_for(Scope().document_path(FORMATS[0].file_name)))
+            )
         )
 
     def _touched(self, bundles: Collection[str], now: datetime) -> set[str]:
@@ -437,8 +442,7 @@ class Exporter:
             started = time.perf_counter()
             # Folders made before may have been removed since (the memo spares a whole run's mkdirs).
             self._folders.clear()
-            since = self._manifest.since
-            if since is None or since.outdir != self._outdir_identity() or not self._outdir_as_left():
+            if not self._outdir_as_left(self._manifest.since, self._outdir_identity()):
                 # OUTDIR removed or emptied while watching: the files of this change alone would
                 # leave the rest missing until the next whole run.
                 report = self._whole()
