@@ -107,7 +107,7 @@ class Parameters:
     generator: int = GENERATOR_VERSION
     #: Years the articles' dates spread over, newest last; None: one every STEP (17 minutes).
     years: float | None = None
-    #: Whether every bundle has photo files of its own, of a news photo's size (DISTINCT_PHOTOS).
+    #: Whether every bundle has photo files of its own, of a news photo's size (see the module's docstring).
     distinct_photos: bool = False
 
     def stamp(self) -> dict[str, object]:
@@ -198,7 +198,7 @@ LARGE_PREFIX = "stor-"
 
 def _write_large_photos(folder: Path) -> None:
     """For each of PHOTOS, one of a news photo's size and detail (about 125 KB as JPEG at quality
-    80, 600 KB as PNG), from which every bundle's own photo is made (`_own_photo`)."""
+    80, 225–300 KB as PNG), from which every bundle's own photo is made (`_own_photo`)."""
     rng = random.Random(SEED)
     for name, _, colour, kind in PHOTOS:
         size = LARGE_PHOTO_SIZES[kind]
