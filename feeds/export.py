@@ -63,7 +63,7 @@ from .announcer import Announcer
 from .changes import ChangeTracker, Seen, fingerprint, scope_of_document
 from .dates import month_of
 from .description import Feed, Scope
-from .errors import ConfigError, FeedsError, NotFound
+from .errors import ConfigError, FeedsError, NotFound, Unavailable
 from .formats import FORMATS
 from .indexer import IndexerBusy, indexer_alive
 from .manifest import Entry, Manifest, Position, Since
@@ -118,9 +118,10 @@ class ExportError(FeedsError):
 
 
 Task = list[tuple["Unit", "Entry | None"]]
-#: What became of one file: its name, its entry (None: the service no longer answers it), and "written",
-#: "kept", or a warning about it.
+#: What became of one file: its name, its entry, and "written", "kept", or a warning about it. With
+#: no entry: GONE (the service no longer answers it), or why it could not be made now.
 Done = tuple[str, "Entry | None", str]
+GONE = "gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,9 @@ class Report:
     removed: int = 0
     #: URLs rendered or files placed (the rest were known unchanged without it).
     looked_at: int = 0
+    #: Files that could not be made now (a rendition on a full disk): left as they were, each
+    #: with a warning, and looked at again by the next run.
+    unmade: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     #: Whether only what changed since the last run was looked at (else every URL and file).
@@ -170,13 +174,15 @@ class Report:
         self.kept += other.kept
         self.removed += other.removed
         self.looked_at += other.looked_at
+        self.unmade += other.unmade
         self.warnings += other.warnings
 
     def __str__(self) -> str:
         files = self.written + self.kept
         return (
             f"{files} files: written {self.written}, kept {self.kept}, removed {self.removed}"
-            f" ({self.looked_at} rendered or placed) in {self.seconds:.2f} s"
+            f" ({self.looked_at} rendered or placed{f', {self.unmade} could not be made now' if self.unmade else ''})"
+            f" in {self.seconds:.2f} s"
             f", {'what changed since the last run' if self.since_last else 'every URL'} looked at"
         )
 
@@ -266,6 +272,7 @@ class Exporter:
     def _whole(self) -> Report:
         self._folders.clear()
         mark = self._mark()
+        self._manifest.unmade.clear()  # every file is looked at
         self._manifest.everything()  # each URL's entry is looked at: read them all at once
         articles: dict[str, Position] = {}
         units = list(self.plan(articles))
@@ -316,7 +323,7 @@ class Exporter:
         keys = self._periods_ended(then, now)
         if bundles:
             keys |= self._touched(bundles, now)
-        report = self._changed(keys)
+        report = self._changed(keys | self._unmade())
         self._manifest.since = mark
         report.kept = self._manifest.count - report.written
         report.since_last = True
@@ -336,6 +343,13 @@ class Exporter:
                 for name in (file_for("/"), file_for(Scope().document_path(FORMATS[0].file_name)))
             )
         )
+
+    def _unmade(self) -> set[str]:
+        """Keys of the articles some of whose files the last run could not make; a run that
+        fails with them again names them again."""
+        keys = {f"article:{path}" for path in self._manifest.unmade}
+        self._manifest.unmade.clear()
+        return keys
 
     def _touched(self, bundles: Collection[str], now: datetime) -> set[str]:
         """Keys of what changed bundles touched, found as the indexer finds what to purge: the
@@ -448,7 +462,7 @@ class Exporter:
                 report = self._whole()
                 self._save()
             else:
-                report = self._changed(keys)
+                report = self._changed({*keys, *self._unmade()})
             if time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
                 self._save()
             report.seconds = time.perf_counter() - started
@@ -515,7 +529,12 @@ class Exporter:
         for result in results:
             for relative, entry, outcome in result:
                 if entry is None:
-                    gone.append(relative)
+                    if outcome == GONE:
+                        gone.append(relative)
+                    else:  # what was there (if anything) stays, and the next run tries again
+                        report.warnings.append(outcome)
+                        report.unmade += 1
+                        self._manifest.unmade.add(f"/{_article_folder(relative)}")
                     continue
                 self._manifest.put(relative, entry)
                 if outcome == "written":
@@ -560,10 +579,10 @@ class Exporter:
         relative = file_for(unit.url)
         if not unit.source.rendered:
             placed = self._place(unit, relative, old)
-            return placed if placed is not None else (relative, None, "gone")
+            return placed if placed is not None else (relative, None, GONE)
         body = self._get(unit.url)
         if body is None:
-            return (relative, None, "gone")
+            return (relative, None, GONE)
         digest = body_digest(body)
         if old is not None and old.digest == digest and self._intact(relative, old):
             return (relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept")
@@ -604,17 +623,22 @@ class Exporter:
         return body
 
     def _place(self, unit: Unit, relative: str, old: Entry | None) -> Done | None:
-        """A photo or a rendition: the very file its view sends, linked (or copied) into place."""
+        """A photo or a rendition: the very file its view sends, linked (or copied) into place.
+
+        A rendition that cannot be made now is left out with the reason, not the run: one photo
+        must not stop the export of everything else."""
         source = unit.source
         try:
             _, image, path = self.publisher.photo(source.section, source.slug, source.file)
+            digest = f"{image.digest}-{source.width}"
+            if old is not None and old.digest == digest and self._intact(relative, old):
+                return relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept"
             if source.width:
                 path = rendition(self.publisher.store.files.cache_dir, image, path, source.width)
         except NotFound:
             return None
-        digest = f"{image.digest}-{source.width}"
-        if old is not None and old.digest == digest and self._intact(relative, old):
-            return relative, msgspec.structs.replace(old, inputs=unit.inputs), "kept"
+        except Unavailable as error:
+            return relative, None, f"{unit.url}: not exported, tried again by the next run: {error}"
         size, mtime_ns, inode = self._link(path, relative)
         outcome = "written"
         expected = PHOTO_TYPES.get(Path(relative).suffix.lower())
@@ -828,7 +852,9 @@ class ExportSink(Notifier):
 
     A change whose export fails (a full disk, a folder someone made unwritable) is kept and tried
     again, with the changes that come after it, until it is written: its files would otherwise stay
-    stale until those very documents changed again.
+    stale until those very documents changed again. So is a run that left files out because they
+    could not be made now (a rendition; the exporter keeps which): the next is due soon, not at
+    the next change.
     """
 
     def __init__(self, exporter: Exporter) -> None:
@@ -868,6 +894,12 @@ class ExportSink(Notifier):
                 self._whole = True
             self._export()
 
+    def retry_unmade(self, report: Report) -> None:
+        """Tries again, on the same schedule as a failed change, what a run (one not done through
+        this sink) could not make."""
+        with self._lock:
+            self._after(report)
+
     def _export(self) -> None:
         keys = sorted(self._pending)
         try:
@@ -880,10 +912,21 @@ class ExportSink(Notifier):
             self._wake.set()
             return
         self._pending.clear()
-        self._whole, self._retry_at, self._retry_in = False, None, FIRST_RETRY_SECONDS
+        self._whole = False
         log.info("re-exported %d keys: %s", len(keys), report)
         for warning in report.warnings:
             log.warning("%s", warning)
+        self._after(report)
+
+    def _after(self, report: Report) -> None:
+        if report.unmade:
+            # The exporter keeps what it could not make and looks at it again at every run: one
+            # is due even if nothing else changes.
+            self._retry_at = time.monotonic() + self._retry_in
+            self._retry_in = min(self._retry_in * 2, LONGEST_RETRY_SECONDS)
+            self._wake.set()
+        else:
+            self._retry_at, self._retry_in = None, FIRST_RETRY_SECONDS
 
     def _retry(self) -> None:
         while not self._stop.is_set():
@@ -941,14 +984,19 @@ def _watch(publisher: Publisher, exporter: Exporter) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    announcer = Announcer(ChangeTracker(publisher), ExportSink(exporter), exporter.base_url)
+    sink = ExportSink(exporter)
+    announcer = Announcer(ChangeTracker(publisher), sink, exporter.base_url)
     announcer.start()
     try:
         # Its first look takes the feeds as they are; what changed since the run above is caught here.
         while not announcer.ready.wait(0.1):
             if stop.is_set():
                 return
-        click.echo(f"caught up: {exporter.run()}")
+        report = exporter.run()
+        click.echo(f"caught up: {report}")
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        sink.retry_unmade(report)
         click.echo(f"exporting every change to {exporter.outdir}")
         watcher.watch(
             publisher.indexer(isolated=True),

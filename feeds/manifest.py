@@ -72,6 +72,7 @@ class Since(msgspec.Struct, array_like=True, frozen=True):
 _encode = msgspec.msgpack.Encoder().encode
 _decode_since = msgspec.msgpack.Decoder(Since).decode
 _decode_topics = msgspec.msgpack.Decoder(tuple[str, ...]).decode
+_decode_paths = msgspec.msgpack.Decoder(list[str]).decode
 
 
 class Manifest:
@@ -96,6 +97,11 @@ class Manifest:
         self.since: Since | None = None
         with contextlib.suppress(KeyError, msgspec.DecodeError):
             self.since = _decode_since(stored["since"])
+        #: Articles ("/innlent/slug/") some of whose files could not be made: the next run, of
+        #: whatever kind, looks at them again. Stored by `save` too.
+        self.unmade: set[str] = set()
+        with contextlib.suppress(KeyError, msgspec.DecodeError):
+            self.unmade = set(_decode_paths(stored["unmade"]))
         #: How many files the manifest holds, with this run's changes.
         self.count = int(stored.get("files", 0))
         #: Entries read or changed in this process; None: known not to be there.
@@ -221,6 +227,7 @@ class Manifest:
                 ],
             )
             meta = {"version": MANIFEST_VERSION, "base_url": self.base_url, "files": self.count}
+            meta["unmade"] = _encode(sorted(self.unmade))
             if self.since is not None:
                 meta["since"] = _encode(self.since)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())

@@ -23,7 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bench import load, servers
-from feeds import create_app
+from feeds import create_app, images
 from feeds import export as export_module
 from feeds.export import compressible, file_for
 from feeds.manifest import Entry, Manifest, Since
@@ -311,6 +311,60 @@ def test_a_photo_the_service_sends_is_the_same_file(app: Flask, client: FlaskCli
     rendition = next((outdir / "innlent" / "eldgos-hafid").glob("320w-*/Kort af svæðinu.png"))
     status, headers, body = live(client, "/" + quote(str(rendition.relative_to(outdir))))
     assert (status, headers["content-type"], body) == (200, "image/png", rendition.read_bytes())
+
+
+def block_renditions(cache: Path, photo: Path) -> Path:
+    """Makes the photo's renditions impossible to make now, as a full disk would: a file stands
+    where their folder in the cache directory goes (which stops root too). Returns the file."""
+    digest = images.digest(photo.read_bytes())
+    blocker = cache / "renditions" / digest[:2] / digest
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_bytes(b"in the way")
+    return blocker
+
+
+def test_a_rendition_that_cannot_be_made_is_left_out_of_that_run_alone(
+    app: Flask, room: Newsroom, tmp_path: Path
+) -> None:
+    """One photo whose renditions cannot be made does not stop the export: every other file is
+    written, the run names each missing rendition, and the next run (one after changes, with no
+    change to the article) makes them."""
+    outdir = tmp_path / "public"
+    blocker = block_renditions(tmp_path / "cache", room.root / "innlent" / "eldgos-hafid" / "gos.jpg")
+    result = export(app, outdir)
+    missing = re.findall(r"warning: (/innlent/eldgos-hafid/(\d+w-\w+/gos.jpg)): not exported", result.output)
+    assert missing, result.output
+    assert f"{len(missing)} could not be made now" in result.output
+    blocker.unlink()
+    complete = tree(export_fresh(app, tmp_path / "fresh"))
+    left_out = {f"innlent/eldgos-hafid/{name}" for _, name in missing}
+    assert set(complete) - set(tree(outdir)) == left_out
+    assert tree(outdir) == {name: body for name, body in complete.items() if name not in left_out}
+
+    again = export(app, outdir)
+    assert "what changed since the last run looked at" in again.output
+    assert "could not be made" not in again.output and "warning" not in again.output
+    assert counts(again)["written"] == len(missing)
+    assert tree(outdir) == complete
+    assert counts(export(app, outdir))["written"] == 0
+
+
+def test_watch_makes_a_rendition_it_could_not_make_once_it_can(room: Newsroom, tmp_path: Path) -> None:
+    """What a watching export could not make is tried again with no change to carry it."""
+    outdir, log = tmp_path / "public", tmp_path / "export.log"
+    blocker = block_renditions(tmp_path / "cache", room.root / "innlent" / "thingvellir" / "stofa.jpg")
+    with watching(outdir, watch_env(room, tmp_path), log):
+        assert b"thingvellir/320w-" in log.read_bytes() and b"not exported" in log.read_bytes()
+        folder = outdir / "innlent" / "thingvellir"
+        assert (folder / "index.html").is_file() and (folder / "stofa.jpg").is_file()
+        assert not list(folder.glob("*w-*/stofa.jpg"))
+        page = (folder / "index.html").read_text(encoding="utf-8")
+        blocker.unlink()
+        wait_for(lambda: any(folder.glob("320w-*/stofa.jpg")), "the rendition was never made", 20)
+        # Every rendition the page names is there, and nothing else changed.
+        named = set(re.findall(r"/innlent/thingvellir/(\d+w-\w+/stofa\.jpg)", page))
+        assert named and {str(path.relative_to(folder)) for path in folder.glob("*w-*/stofa.jpg")} == named
+    assert b"re-export failed" not in log.read_bytes()
 
 
 def watch_env(room: Newsroom, tmp_path: Path, **settings: str) -> dict[str, str]:
