@@ -118,6 +118,7 @@ class Publisher:
         self._last_version: ContentVersion | None = None
         self._version_read_at = float("-inf")
         self._indexer_seen = (float("-inf"), True)
+        self._index_seen_at = float("-inf")
         self._inline_lock = threading.Lock()
         #: Per thread: what a `describing_once` block has looked up.
         self._described = threading.local()
@@ -140,8 +141,19 @@ class Publisher:
         """
         if self.settings.indexer == "inline":
             self._sync_inline()
-        elif not self.indexer_alive() and self.store.files.current() is None:
+        elif not self.indexer_alive() and not self._index_built():
             raise Unavailable(f"the index is not built, and {NO_INDEXER}")
+
+    def _index_built(self) -> bool:
+        """Whether the index has a current generation. A yes holds for INDEXER_CHECK_SECONDS: an
+        export with no indexer running read the pointer file for each of its 400,000 files."""
+        now = time.monotonic()
+        if now - self._index_seen_at < INDEXER_CHECK_SECONDS:
+            return True
+        if self.store.files.current() is None:
+            return False
+        self._index_seen_at = now
+        return True
 
     def indexer_alive(self) -> bool:
         checked_at, alive = self._indexer_seen

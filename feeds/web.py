@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file
+from flask import Blueprint, Response, current_app, g, render_template, request, send_file
 from markupsafe import Markup
 from werkzeug.exceptions import BadRequest
 
@@ -143,10 +143,18 @@ def _srcset(image: Image, sizes: str) -> Markup:
     return Markup(markup.absolutize(markup.srcset_attributes(image, sizes), links.base_url))  # noqa: S704 - escaped there
 
 
+def _site() -> Site:
+    """The site's settings, read once per request: a page's every date and byline asks for them."""
+    site: Site | None = g.get("feeds_site")
+    if site is None:
+        site = g.feeds_site = publisher().store.site()
+    return site
+
+
 def _site_or_default() -> Site:
     """The site's settings; error pages are rendered while the index cannot be read, too."""
     try:
-        return publisher().store.site()
+        return _site()
     except IndexUnavailable:
         return DEFAULT_SITE
 
@@ -164,7 +172,7 @@ def period_name_filter(period: str) -> str:
 
 @blueprint.app_template_filter("icelandic_date")
 def icelandic_date(moment: datetime) -> str:
-    return format_icelandic(moment, ZoneInfo(publisher().store.site().timezone))
+    return format_icelandic(moment, ZoneInfo(_site().timezone))
 
 
 @blueprint.get("/favicon.ico")
@@ -294,7 +302,7 @@ def _listing(scope: Scope) -> Response:
 @blueprint.get("/<section>/<slug>/")
 def article_page(section: str, slug: str) -> Response:
     article = publisher().article(_slug("section", section), _slug("article", slug))
-    site = publisher().store.site()
+    site = _site()
     titles = section_titles(publisher().store.sections())
     page = render_template("article.html", article=article, site=site, section_title=titles.get(section, section))
     return _keyed(page, [edge.article_key(article)])
