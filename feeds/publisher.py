@@ -93,12 +93,14 @@ _Description = tuple[str, str, tuple[Article, ...], Archive]
 
 @dataclass(slots=True)
 class _Described:
-    """The scopes looked up within a `describing_once` block, valid for one content version, until
-    the next embargo lifts and until the period of any of them ends."""
+    """The scopes looked up within a `describing_once` block, and the last article, valid for one
+    content version, until the next embargo lifts and until the period of any scope ends."""
 
     version: ContentVersion | None = None
     expires: datetime | None = None
     scopes: dict[tuple[Scope, Site], _Description] = field(default_factory=dict)
+    #: (section, slug) and the article: a page, its photos and their renditions ask in a row.
+    article: tuple[tuple[str, str], Article] | None = None
 
 
 class Publisher:
@@ -289,16 +291,16 @@ class Publisher:
     def describing_once(self) -> Iterator[None]:
         """Within the block, in this thread, each scope is looked up in the index once for as long as
         the content version stays, no embargo lifts and no period ends: a period's feed in every
-        format and its page are then made from one answer. For batch work such as the export."""
+        format and its page are then made from one answer. So is an article asked for again in a
+        row (its page, photos and renditions). For batch work such as the export."""
         self._described.memo = _Described()
         try:
             yield
         finally:
             del self._described.memo
 
-    def _describe(self, scope: Scope, site: Site) -> _Description:
-        """Title, description, articles and neighbours of a scope now; raises NotFound."""
-        now = self.clock()
+    def _memo(self, now: datetime) -> _Described | None:
+        """This thread's `describing_once` memo, emptied if it no longer holds; None outside one."""
         memo: _Described | None = getattr(self._described, "memo", None)
         if memo is not None:
             # Read before looking up, as `rendered` does: what is found is never older than the
@@ -306,9 +308,16 @@ class Publisher:
             version = self.current_version()
             if memo.version != version or (memo.expires is not None and now >= memo.expires):
                 memo.scopes.clear()
+                memo.article = None
                 memo.version, memo.expires = version, self.store.next_release(now)
-            if (found := memo.scopes.get((scope, site))) is not None:
-                return found
+        return memo
+
+    def _describe(self, scope: Scope, site: Site) -> _Description:
+        """Title, description, articles and neighbours of a scope now; raises NotFound."""
+        now = self.clock()
+        memo = self._memo(now)
+        if memo is not None and (found := memo.scopes.get((scope, site))) is not None:
+            return found
         found = (*self._words(scope, site, now), *self._articles(scope, site, now))
         if memo is not None:
             memo.scopes[scope, site] = found
@@ -373,7 +382,15 @@ class Publisher:
         )
 
     def article(self, section: str, slug: str) -> Article:
-        return self.store.article(section, slug, self.clock())
+        """A public article; raises NotFound otherwise."""
+        now = self.clock()
+        memo = self._memo(now)
+        if memo is not None and memo.article is not None and memo.article[0] == (section, slug):
+            return memo.article[1]
+        found = self.store.article(section, slug, now)
+        if memo is not None:
+            memo.article = ((section, slug), found)
+        return found
 
     def photo(self, section: str, slug: str, file_name: str) -> tuple[Article, Image, Path]:
         """A public article, its listed photo, and the photo's file; raises NotFound otherwise."""

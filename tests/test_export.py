@@ -278,6 +278,39 @@ def test_a_period_is_looked_up_once_for_its_files_and_never_filed_under_a_newer_
     assert titles(client, "/feeds/topics/eldgos/atom.xml")[0] == "Eldflaug skotið á loft í nótt"
 
 
+def test_an_article_is_looked_up_once_for_its_page_and_photos_and_never_after_a_change(
+    app: Flask, room: Newsroom, client: FlaskClient
+) -> None:
+    """The export asks for an article's page, photos and renditions in a row within
+    `describing_once`: one lookup, and an edit or a removal meanwhile is never answered from it."""
+    publisher = app.extensions["feeds"]
+    article = "/innlent/eldgos-hafid/"
+
+    def status(path: str) -> int:
+        return live(client, path)[0]
+
+    with app.app_context(), publisher.describing_once():
+        page = client.get(article, base_url=BASE)
+        assert page.status_code == 200 and "Eldgos hafið" in page.get_data(as_text=True)
+        renditions = re.findall(r"/innlent/eldgos-hafid/(\d+w-\w+/gos\.jpg)", page.get_data(as_text=True))
+        assert renditions
+        looked_up: list[str] = []
+        publisher.store._db()[1].set_trace_callback(looked_up.append)
+        for path in [article, f"{article}gos.jpg", *(f"{article}{name}" for name in renditions)]:
+            assert status(path) == 200, path
+        publisher.store._db()[1].set_trace_callback(None)
+        assert not [sql for sql in looked_up if "FROM bundle WHERE path" in sql], "no lookup of the article again"
+
+        room.article("innlent", "eldgos-hafid", title="Eldgos hafið á ný", date="16. mars 2026 kl. 20.23",
+                     images=[{"file": "gos.jpg", "caption": "Hraunið.", "credit": "AFP"}],
+                     photos={"gos.jpg": (800, 500)})  # fmt: skip
+        assert "Eldgos hafið á ný" in client.get(article, base_url=BASE).get_data(as_text=True)
+        assert status(f"{article}Kort%20af%20sv%C3%A6%C3%B0inu.png") == 404
+        shutil.rmtree(room.root / "innlent" / "eldgos-hafid")
+        assert status(f"{article}gos.jpg") == 404
+        assert status(article) == 404
+
+
 def titles(client: FlaskClient, url: str) -> list[str]:
     """The items' titles, as a reader of the format reads them."""
     if url.endswith(".json"):
