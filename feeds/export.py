@@ -58,7 +58,7 @@ import msgspec
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import edge, watcher
+from . import edge, liveness, watcher
 from .announcer import Announcer
 from .changes import ChangeTracker, Seen, fingerprint, scope_of_document
 from .dates import month_of
@@ -998,6 +998,9 @@ def _watch(publisher: Publisher, exporter: Exporter) -> None:
             click.echo(f"warning: {warning}", err=True)
         sink.retry_unmade(report)
         click.echo(f"exporting every change to {exporter.outdir}")
+        # Under systemd (deploy/systemd/feeds-export.service): started; its watchdog counts from here,
+        # fed by the watch loop's beats.
+        liveness.notify_systemd("READY=1")
         watcher.watch(
             publisher.indexer(isolated=True),
             publisher.content_dir,
@@ -1007,5 +1010,6 @@ def _watch(publisher: Publisher, exporter: Exporter) -> None:
             verify_per_second=publisher.settings.verify_per_second,
         )
     finally:
+        liveness.notify_systemd("STOPPING=1")
         announcer.stop()
         exporter.close()

@@ -8,6 +8,11 @@ server in FEEDS_WORKER_HEARTBEAT_SOCKET, and each of its workers beats from a th
 from its start, unless one of its requests has run for half of FEEDS_WATCHDOG_SECONDS. So a
 hang (a lock never released, a wait that never returns, a stopped process) ends in a restart,
 which granian alone does not do for a worker. Unsupervised, `beat` does nothing.
+
+systemd can be the supervisor too: run as a service of `Type=notify` with `WatchdogSec=`
+(deploy/systemd/feeds-export.service, for `flask export --watch`), a process is given
+NOTIFY_SOCKET, and `beat` also sends systemd `WATCHDOG=1` (sd_notify(3)); `notify_systemd` sends
+`READY=1` and `STOPPING=1`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 #: never starts that thread.
 HEARTBEAT_SOCKET = "FEEDS_HEARTBEAT_SOCKET"
 WORKER_HEARTBEAT_SOCKET = "FEEDS_WORKER_HEARTBEAT_SOCKET"
+#: systemd's socket for a service of Type=notify: a path, or "@name" in the abstract namespace.
+SYSTEMD_SOCKET = "NOTIFY_SOCKET"
 #: Beats closer together than this are sent as one.
 BEAT_SECONDS = 0.5
 #: One beat: the pid of the process that gives it.
@@ -61,7 +68,34 @@ class _Heart:
             self.socket.sendto(_BEAT.pack(self.pid), self.address)
 
 
+class _Systemd:
+    """This process's end of systemd's notification socket, if systemd gave one."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.last = float("-inf")
+        address = os.environ.get(SYSTEMD_SOCKET, "")
+        self.address = "\0" + address[1:] if address.startswith("@") else address or None
+        self.socket: socket.socket | None = None
+        if self.address is not None:
+            self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+
+    def send(self, state: str) -> None:
+        if self.socket is None or self.address is None:
+            return
+        # Not heard: systemd is gone (the process is being stopped) or busy; the next one may be.
+        with contextlib.suppress(OSError):
+            self.socket.sendto(state.encode(), self.address)
+
+    def watchdog(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= BEAT_SECONDS:
+            self.last = now
+            self.send("WATCHDOG=1")
+
+
 _heart: _Heart | None = None
+_systemd: _Systemd | None = None
 
 
 def beat() -> None:
@@ -70,6 +104,20 @@ def beat() -> None:
     if _heart is None or _heart.pid != os.getpid():
         _heart = _Heart()
     _heart.beat()
+    _to_systemd().watchdog()
+
+
+def notify_systemd(state: str) -> None:
+    """Tells systemd this process's state ("READY=1", "STOPPING=1") if it runs it as a service of
+    Type=notify; does nothing otherwise."""
+    _to_systemd().send(state)
+
+
+def _to_systemd() -> _Systemd:
+    global _systemd
+    if _systemd is None or _systemd.pid != os.getpid():
+        _systemd = _Systemd()
+    return _systemd
 
 
 class Listener:

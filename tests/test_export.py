@@ -8,10 +8,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -406,7 +408,7 @@ def watch_env(room: Newsroom, tmp_path: Path, **settings: str) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def watching(outdir: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+def watching(outdir: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`flask export OUTDIR --watch` while the block runs, once it watches; it must then stop
     cleanly on SIGTERM and leave no temporary file behind."""
     with open(log, "wb") as output:
@@ -416,7 +418,7 @@ def watching(outdir: Path, env: dict[str, str], log: Path) -> Iterator[None]:
         )  # fmt: skip
     try:
         wait_for(lambda: b"exporting every change" in log.read_bytes(), "the export never started watching", 60)
-        yield
+        yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -440,6 +442,41 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         changed = {name for name in after if name in before and after[name][2] != before[name][2]}
         assert rewritten == changed
         assert "innlent/eldgos-hafid/index.html" not in rewritten
+
+
+def test_watch_tells_systemd_it_is_ready_and_feeds_its_watchdog(room: Newsroom, tmp_path: Path) -> None:
+    """As a service of Type=notify (deploy/systemd/feeds-export.service): READY=1 once it watches,
+    WATCHDOG=1 from its watch loop while nothing changes, none while the process is stopped (systemd
+    then kills it), STOPPING=1 on SIGTERM. The socket is bound here as systemd binds it."""
+    outdir, log, address = tmp_path / "public", tmp_path / "export.log", tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(address))
+        systemd.settimeout(0.1)
+
+        def heard(seconds: float) -> list[str]:
+            said: list[str] = []
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    said.append(systemd.recv(256).decode())
+            return said
+
+        with watching(outdir, watch_env(room, tmp_path, NOTIFY_SOCKET=str(address)), log) as process:
+            said = heard(3.5)
+            # (The scanner beats while the first run reads, too: systemd ignores those.)
+            assert set(said) == {"READY=1", "WATCHDOG=1"}, said
+            assert said[said.index("READY=1") :].count("WATCHDOG=1") >= 3, said
+            os.kill(process.pid, signal.SIGSTOP)
+            heard(0.3)  # what it said before it stopped
+            assert heard(3) == []
+            os.kill(process.pid, signal.SIGCONT)
+            assert "WATCHDOG=1" in heard(3)
+            # A change is exported while it beats, and it beats on after it.
+            room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+            page = outdir / "innlent" / "stormur" / "index.html"
+            wait_for(lambda: "Rauð viðvörun" in page.read_text(encoding="utf-8"), "the edit was never exported", 20)
+            assert "WATCHDOG=1" in heard(2)
+        assert heard(0.5)[-1:] == ["STOPPING=1"]
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
