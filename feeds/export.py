@@ -347,7 +347,7 @@ class Exporter:
     def _unmade(self) -> set[str]:
         """Keys of the articles some of whose files the last run could not make; a run that
         fails with them again names them again."""
-        keys = {f"article:{path}" for path in self._manifest.unmade}
+        keys = {edge.article_key(path) for path in self._manifest.unmade}
         self._manifest.unmade.clear()
         return keys
 
