@@ -272,7 +272,6 @@ class Exporter:
     def _whole(self) -> Report:
         self._folders.clear()
         mark = self._mark()
-        self._manifest.unmade.clear()  # every file is looked at
         self._manifest.everything()  # each URL's entry is looked at: read them all at once
         articles: dict[str, Position] = {}
         units = list(self.plan(articles))
@@ -323,7 +322,7 @@ class Exporter:
         keys = self._periods_ended(then, now)
         if bundles:
             keys |= self._touched(bundles, now)
-        report = self._changed(keys | self._unmade())
+        report = self._changed(keys)
         self._manifest.since = mark
         report.kept = self._manifest.count - report.written
         report.since_last = True
@@ -343,13 +342,6 @@ class Exporter:
                 for name in (file_for("/"), file_for(Scope().document_path(FORMATS[0].file_name)))
             )
         )
-
-    def _unmade(self) -> set[str]:
-        """Keys of the articles some of whose files the last run could not make; a run that
-        fails with them again names them again."""
-        keys = {edge.article_key(path) for path in self._manifest.unmade}
-        self._manifest.unmade.clear()
-        return keys
 
     def _touched(self, bundles: Collection[str], now: datetime) -> set[str]:
         """Keys of what changed bundles touched, found as the indexer finds what to purge: the
@@ -462,7 +454,7 @@ class Exporter:
                 report = self._whole()
                 self._save()
             else:
-                report = self._changed({*keys, *self._unmade()})
+                report = self._changed(keys)
             if time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
                 self._save()
             report.seconds = time.perf_counter() - started
@@ -471,6 +463,9 @@ class Exporter:
     def _changed(self, keys: Collection[str]) -> Report:
         urls: dict[str, None] = dict.fromkeys(FIXED_URLS[:2])
         articles: list[str] = []
+        # With the articles some of whose files the last run could not make: `_export` then
+        # knows every one that is still so.
+        keys = {*keys, *map(edge.article_key, self._manifest.unmade)}
         for key in sorted(keys):
             kind, _, path = key.partition(":")
             if kind in ("feed", "page"):
@@ -526,6 +521,7 @@ class Exporter:
             keep_items(ITEMS_KEPT)
             results = map(self._do, tasks)
         gone: list[str] = []
+        unmade: set[str] = set()
         for result in results:
             for relative, entry, outcome in result:
                 if entry is None:
@@ -534,7 +530,7 @@ class Exporter:
                     else:  # what was there (if anything) stays, and the next run tries again
                         report.warnings.append(outcome)
                         report.unmade += 1
-                        self._manifest.unmade.add(f"/{_article_folder(relative)}")
+                        unmade.add(f"/{_article_folder(relative)}")
                     continue
                 self._manifest.put(relative, entry)
                 if outcome == "written":
@@ -546,6 +542,10 @@ class Exporter:
                     report.written += 1
         report.removed += self._remove(gone)
         _sync(self.outdir)
+        # Every run looks at each article the last one could not make (a whole run at all of them,
+        # `_changed` at those): what is left is the ones that still cannot be. Not before the run
+        # is done: one that fails keeps them for the next.
+        self._manifest.unmade = unmade
         return report
 
     def _in_processes(self, tasks: list[Task]) -> Iterator[list[Done]]:

@@ -370,6 +370,10 @@ def test_a_rendition_that_cannot_be_made_is_left_out_of_that_run_alone(
     missing = re.findall(r"warning: (/innlent/eldgos-hafid/(\d+w-\w+/gos.jpg)): not exported", result.output)
     assert missing, result.output
     assert f"{len(missing)} could not be made now" in result.output
+    # Still blocked: the run after it (one after changes, with none) tries them again, and says so.
+    again = export(app, outdir)
+    assert "what changed since the last run looked at" in again.output
+    assert re.findall(r"warning: (/innlent/eldgos-hafid/(\d+w-\w+/gos.jpg)): not exported", again.output) == missing
     blocker.unlink()
     complete = tree(export_fresh(app, tmp_path / "fresh"))
     left_out = {f"innlent/eldgos-hafid/{name}" for _, name in missing}
