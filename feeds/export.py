@@ -248,6 +248,12 @@ class Exporter:
             (files.cache_dir / f"export-{name}.manifest").unlink()
         self._manifest = Manifest(self.manifest_file, self.base_url)
         self._lock = threading.Lock()
+        #: Files made (written, kept or left out) by this exporter and its worker processes: in
+        #: shared memory, which the processes forked for a run inherit (`stalled`).
+        self._made = multiprocessing.get_context("fork").RawValue("Q", 0)
+        #: Since when files are being made (monotonic), and the count last seen then; None: not now.
+        self._making_since: float | None = None
+        self._seen_made = (0, 0.0)
         self._saved_at = time.monotonic()
         self._folders: set[str] = set()
 
@@ -490,6 +496,20 @@ class Exporter:
         report.removed += self._remove(gone)
         return report
 
+    def stalled(self, seconds: float) -> str | None:
+        """Why the export seems hung: files are being made, and none was for `seconds` (a worker
+        process stopped, a write that never returns); None otherwise. Safe from any thread: it
+        takes no lock, since a hung run holds the one it would wait for."""
+        since = self._making_since
+        if since is None or seconds <= 0:
+            return None
+        made, now = self._made.value, time.monotonic()
+        if made != self._seen_made[0]:
+            self._seen_made = (made, now)
+            return None
+        quiet = now - max(since, self._seen_made[1])
+        return f"the export has made no file for {quiet:.0f} s" if quiet >= seconds else None
+
     def close(self) -> None:
         """Saves the manifest (a watching export saves it now and then, and when it stops)."""
         with self._lock:
@@ -513,6 +533,25 @@ class Exporter:
             else:
                 todo.append((unit, old))
         report.looked_at = len(todo)
+        # While files are being made, and no longer: a watching export is taken as hung when
+        # this goes on with none made for a while (`stalled`).
+        self._making_since = time.monotonic()
+        try:
+            gone, unmade = self._make_all(todo, report)
+        finally:
+            self._making_since = None
+        report.removed += self._remove(gone)
+        _sync(self.outdir)
+        # Every run looks at each article the last one could not make (a whole run at all of them,
+        # `_changed` at those): what is left is the ones that still cannot be. Not before the run
+        # is done: one that fails keeps them for the next.
+        self._manifest.unmade = unmade
+        return report
+
+    def _make_all(self, todo: Task, report: Report) -> tuple[list[str], set[str]]:
+        """Makes the files, in worker processes for many; counts them in `report` and returns the
+        names of those the service no longer answers, and the articles some of whose files could
+        not be made now."""
         results: Iterable[list[Done]]
         tasks = _tasks(todo)
         if self.workers > 1 and len(todo) > CHUNK:
@@ -540,13 +579,7 @@ class Exporter:
                 else:
                     report.warnings.append(outcome)
                     report.written += 1
-        report.removed += self._remove(gone)
-        _sync(self.outdir)
-        # Every run looks at each article the last one could not make (a whole run at all of them,
-        # `_changed` at those): what is left is the ones that still cannot be. Not before the run
-        # is done: one that fails keeps them for the next.
-        self._manifest.unmade = unmade
-        return report
+        return gone, unmade
 
     def _in_processes(self, tasks: list[Task]) -> Iterator[list[Done]]:
         """The tasks done by forked worker processes, each with its own connections to the index."""
@@ -571,6 +604,7 @@ class Exporter:
 
             for unit, old in task:
                 done.append(self._make(unit, old, pack))
+                self._made.value += 1  # processes may overwrite each other's count: it moves all the same
         for written in packed:
             written.result()
         return done
@@ -756,8 +790,11 @@ _forked: Exporter | None = None
 
 def _start_worker(parent: int) -> None:
     end_with_parent(parent)  # a killed export leaves no worker behind
-    # A forked process must not use its parent's SQLite connections: it opens its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The pool ends its workers with SIGTERM once a run is done. A watching export's handler for
+    # SIGTERM (`_watch`), inherited by the fork, would catch it, and the pool wait for ever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A forked process must not use its parent's SQLite connections: it opens its own.
     publisher = _exporter().publisher
     publisher.store = Store(publisher.store.files)
     keep_items(ITEMS_KEPT)
@@ -986,6 +1023,9 @@ def _watch(publisher: Publisher, exporter: Exporter) -> None:
         signal.signal(signum, on_signal)
     sink = ExportSink(exporter)
     announcer = Announcer(ChangeTracker(publisher), sink, exporter.base_url)
+    # The watch loop beats (to systemd's watchdog, deploy/systemd/feeds-export.service); a run of
+    # the export that makes no file for FEEDS_WATCHDOG_SECONDS stops it.
+    liveness.withhold_beats_while(lambda: exporter.stalled(publisher.settings.watchdog_seconds))
     announcer.start()
     try:
         # Its first look takes the feeds as they are; what changed since the run above is caught here.
