@@ -24,7 +24,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -96,15 +96,37 @@ class _Systemd:
 
 _heart: _Heart | None = None
 _systemd: _Systemd | None = None
+#: What says this process hangs although the loop that beats still runs: (the pid that said so, the check).
+_hang_checks: list[tuple[int, Callable[[], str | None]]] = []
+_hanging = False
 
 
 def beat() -> None:
     """Says that this process is alive and doing its work; cheap enough to call in any loop."""
     global _heart
+    if _hang_checks and _hangs():
+        return
     if _heart is None or _heart.pid != os.getpid():
         _heart = _Heart()
     _heart.beat()
     _to_systemd().watchdog()
+
+
+def withhold_beats_while(check: Callable[[], str | None]) -> None:
+    """From now on no beat is given, in this process, while `check` names a reason: one whose loop
+    runs on while its work hangs (a watching export's run, in a thread and processes of its own)
+    is then killed and started again as a silent one is."""
+    _hang_checks.append((os.getpid(), check))
+
+
+def _hangs() -> bool:
+    global _hanging
+    pid = os.getpid()
+    reason = next((found for owner, check in _hang_checks if owner == pid and (found := check())), None)
+    if reason is not None and not _hanging:
+        log.error("%s: this process stops saying it lives, to be restarted", reason)
+    _hanging = reason is not None
+    return _hanging
 
 
 def notify_systemd(state: str) -> None:

@@ -425,7 +425,12 @@ def watching(outdir: Path, env: dict[str, str], log: Path) -> Iterator[subproces
         yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # no export left running after a failed test
+            process.wait()
+            raise
     assert process.returncode == 0, log.read_text()
     assert not [path for path in outdir.rglob(".*")]
 
@@ -481,6 +486,71 @@ def test_watch_tells_systemd_it_is_ready_and_feeds_its_watchdog(room: Newsroom, 
             wait_for(lambda: "Rauð viðvörun" in page.read_text(encoding="utf-8"), "the edit was never exported", 20)
             assert "WATCHDOG=1" in heard(2)
         assert heard(0.5)[-1:] == ["STOPPING=1"]
+
+
+def children(pid: int) -> set[int]:
+    """The processes `pid` started that still run."""
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):
+            found.update(map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split()))
+    return found
+
+
+def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(newsroom: Newsroom, tmp_path: Path) -> None:
+    """A run that hangs while the watch loop goes on (here a worker process of a whole run stopped
+    with SIGSTOP, as one stuck on a dead disk would be) withholds the beats once it has made no file
+    for FEEDS_WATCHDOG_SECONDS, so that systemd restarts the export; they come back once it moves."""
+    for number in range(160):  # enough files for a whole run to use worker processes
+        newsroom.article(
+            "innlent", f"frett-{number:03d}", title=f"Frétt {number}", date=f"2026-{1 + number % 9:02d}-10T12:00:00Z",
+            images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}], photos={"mynd.jpg": (700, 400)},
+        )  # fmt: skip
+    settle(newsroom)
+    outdir, log, address = tmp_path / "public", tmp_path / "export.log", tmp_path / "notify"
+    env = watch_env(newsroom, tmp_path, NOTIFY_SOCKET=str(address), FEEDS_WATCHDOG_SECONDS="2")
+    stopped: set[int] = set()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(address))
+        systemd.settimeout(0.1)
+
+        def heard(seconds: float) -> list[str]:
+            said: list[str] = []
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    said.append(systemd.recv(256).decode())
+            return said
+
+        with watching(outdir, env, log) as process:
+            try:
+                assert "WATCHDOG=1" in heard(1.5)
+                before = children(process.pid)
+                # OUTDIR removed: the next change is exported by a whole run, in worker processes.
+                shutil.rmtree(outdir)
+                newsroom.article("innlent", "frett-000", title="Rauð viðvörun", date="2026-01-10T12:00:00Z",
+                                 images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}])  # fmt: skip
+                # Every worker stopped as it starts (for a while after the first is seen).
+                deadline, until = time.monotonic() + 20, float("inf")
+                while time.monotonic() < min(deadline, until):
+                    for pid in children(process.pid) - before - stopped:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGSTOP)
+                            stopped.add(pid)
+                            until = min(until, time.monotonic() + 0.5)
+                assert stopped, "the whole run started no worker process"
+                wait_for(lambda: b"the export has made no file for" in log.read_bytes(),
+                         "the stopped run was never taken as hung", 15)  # fmt: skip
+                heard(0.2)  # a beat sent just before
+                assert "WATCHDOG=1" not in heard(2), "beats while the run made nothing"
+            finally:
+                for pid in stopped:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+            page = outdir / "innlent" / "frett-000" / "index.html"
+            wait_for(lambda: page.exists() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
+                     "the whole run never finished", 30)  # fmt: skip
+            assert "WATCHDOG=1" in heard(2)
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
