@@ -50,7 +50,8 @@ class Settings:
     #: How long a process that `flask serve` supervises may give no sign of life before it is killed:
     #: the watch process (which gives one at least every second while it works or waits) is started
     #: again, and a web worker (silent once a request has run for half this long) is replaced by
-    #: granian; 0 turns this off.
+    #: granian; 0 turns this off. A watching export stops its signs (to systemd) once a run has
+    #: made no file for this long.
     watchdog_seconds: float = 120.0
     #: Rendered feed documents each worker keeps, in megabytes; the oldest go first (one forgotten is
     #: rendered again from the items each worker keeps written, in about 2 ms).
