@@ -47,55 +47,53 @@ _BEAT = struct.Struct("=i")
 
 
 class _Heart:
-    """This process's end: made anew after a fork, since the child is another process."""
+    """This process's end of a socket that a supervisor (ours, or systemd) listens on, if it gave
+    one: made anew after a fork, since the child is another process."""
 
-    def __init__(self, variable: str = HEARTBEAT_SOCKET) -> None:
+    def __init__(self, address: str | None, message: bytes) -> None:
         self.pid = os.getpid()
         self.last = float("-inf")
-        address = os.environ.get(variable)
-        self.address = "\0" + address if address else None
+        self.address = address
+        #: What a beat says.
+        self.message = message
         self.socket: socket.socket | None = None
         if self.address is not None:
             self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
 
     def beat(self) -> None:
         now = time.monotonic()
-        if self.socket is None or self.address is None or now - self.last < BEAT_SECONDS:
-            return
-        self.last = now
-        # Not heard: no supervisor listens now, or its queue is full of beats and it knows already.
-        with contextlib.suppress(OSError):
-            self.socket.sendto(_BEAT.pack(self.pid), self.address)
-
-
-class _Systemd:
-    """This process's end of systemd's notification socket, if systemd gave one."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.last = float("-inf")
-        address = os.environ.get(SYSTEMD_SOCKET, "")
-        self.address = "\0" + address[1:] if address.startswith("@") else address or None
-        self.socket: socket.socket | None = None
-        if self.address is not None:
-            self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-
-    def send(self, state: str) -> None:
-        if self.socket is None or self.address is None:
-            return
-        # Not heard: systemd is gone (the process is being stopped) or busy; the next one may be.
-        with contextlib.suppress(OSError):
-            self.socket.sendto(state.encode(), self.address)
-
-    def watchdog(self) -> None:
-        now = time.monotonic()
         if now - self.last >= BEAT_SECONDS:
             self.last = now
-            self.send("WATCHDOG=1")
+            self.send(self.message)
+
+    def send(self, message: bytes) -> None:
+        if self.socket is None or self.address is None:
+            return
+        # Not heard: no supervisor listens now (systemd stopping us), or its queue is full of beats
+        # and it knows already.
+        with contextlib.suppress(OSError):
+            self.socket.sendto(message, self.address)
+
+
+def _to_supervisor(variable: str = HEARTBEAT_SOCKET) -> _Heart:
+    """A heart for `flask serve`'s supervisor: its address is a name in the abstract namespace."""
+    address = os.environ.get(variable)
+    return _Heart("\0" + address if address else None, _BEAT.pack(os.getpid()))
+
+
+def _to_systemd() -> _Heart:
+    """A heart for systemd's watchdog: its address is a path, or "@name" in the abstract namespace."""
+    address = os.environ.get(SYSTEMD_SOCKET, "")
+    return _Heart("\0" + address[1:] if address.startswith("@") else address or None, b"WATCHDOG=1")
+
+
+def _own(heart: _Heart | None, make: Callable[[], _Heart]) -> _Heart:
+    """`heart` if this process made it; else one of its own (a forked child's)."""
+    return heart if heart is not None and heart.pid == os.getpid() else make()
 
 
 _heart: _Heart | None = None
-_systemd: _Systemd | None = None
+_systemd: _Heart | None = None
 #: What says this process hangs although the loop that beats still runs: (the pid that said so, the check).
 _hang_checks: list[tuple[int, Callable[[], str | None]]] = []
 _hanging = False
@@ -103,13 +101,13 @@ _hanging = False
 
 def beat() -> None:
     """Says that this process is alive and doing its work; cheap enough to call in any loop."""
-    global _heart
+    global _heart, _systemd
     if _hang_checks and _hangs():
         return
-    if _heart is None or _heart.pid != os.getpid():
-        _heart = _Heart()
+    _heart = _own(_heart, _to_supervisor)
     _heart.beat()
-    _to_systemd().watchdog()
+    _systemd = _own(_systemd, _to_systemd)
+    _systemd.beat()
 
 
 def withhold_beats_while(check: Callable[[], str | None]) -> None:
@@ -132,14 +130,9 @@ def _hangs() -> bool:
 def notify_systemd(state: str) -> None:
     """Tells systemd this process's state ("READY=1", "STOPPING=1") if it runs it as a service of
     Type=notify; does nothing otherwise."""
-    _to_systemd().send(state)
-
-
-def _to_systemd() -> _Systemd:
     global _systemd
-    if _systemd is None or _systemd.pid != os.getpid():
-        _systemd = _Systemd()
-    return _systemd
+    _systemd = _own(_systemd, _to_systemd)
+    _systemd.send(state.encode())
 
 
 class Listener:
@@ -207,7 +200,7 @@ class RequestsWatched:
             threading.Thread(target=self._say_alive, name="feeds-liveness", daemon=True).start()
 
     def _say_alive(self) -> None:
-        heart = _Heart(WORKER_HEARTBEAT_SOCKET)
+        heart = _to_supervisor(WORKER_HEARTBEAT_SOCKET)
         stuck = ""
         while True:
             now = time.monotonic()
