@@ -943,10 +943,8 @@ class ExportSink(Notifier):
             report = self.exporter.run() if self._whole else self.exporter.changed(keys)
         except (FeedsError, OSError) as error:
             # Nothing is half-written (each file is whole or not there), and the keys stay pending.
-            self._retry_at = time.monotonic() + self._retry_in
             log.error("re-export failed: %s; trying again in %.1f s", error, self._retry_in)
-            self._retry_in = min(self._retry_in * 2, LONGEST_RETRY_SECONDS)
-            self._wake.set()
+            self._retry_later()
             return
         self._pending.clear()
         self._whole = False
@@ -959,11 +957,15 @@ class ExportSink(Notifier):
         if report.unmade:
             # The exporter keeps what it could not make and looks at it again at every run: one
             # is due even if nothing else changes.
-            self._retry_at = time.monotonic() + self._retry_in
-            self._retry_in = min(self._retry_in * 2, LONGEST_RETRY_SECONDS)
-            self._wake.set()
+            self._retry_later()
         else:
             self._retry_at, self._retry_in = None, FIRST_RETRY_SECONDS
+
+    def _retry_later(self) -> None:
+        """Has the retry thread export again after `_retry_in`, which doubles each time up to LONGEST_RETRY_SECONDS."""
+        self._retry_at = time.monotonic() + self._retry_in
+        self._retry_in = min(self._retry_in * 2, LONGEST_RETRY_SECONDS)
+        self._wake.set()
 
     def _retry(self) -> None:
         while not self._stop.is_set():
