@@ -453,39 +453,55 @@ def test_watch_exports_each_change(room: Newsroom, tmp_path: Path) -> None:
         assert "innlent/eldgos-hafid/index.html" not in rewritten
 
 
-def test_watch_tells_systemd_it_is_ready_and_feeds_its_watchdog(room: Newsroom, tmp_path: Path) -> None:
+class Systemd:
+    """systemd's end of NOTIFY_SOCKET (sd_notify(3)), bound as systemd binds it: what it hears."""
+
+    def __init__(self, address: Path) -> None:
+        self.address = address
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(address))
+        self.socket.settimeout(0.1)
+
+    def heard(self, seconds: float) -> list[str]:
+        """Every message of the next `seconds`."""
+        said: list[str] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                said.append(self.socket.recv(256).decode())
+        return said
+
+
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[Systemd]:
+    listener = Systemd(tmp_path / "notify")
+    yield listener
+    listener.socket.close()
+
+
+def test_watch_tells_systemd_it_is_ready_and_feeds_its_watchdog(
+    room: Newsroom, systemd: Systemd, tmp_path: Path
+) -> None:
     """As a service of Type=notify (deploy/systemd/feeds-export.service): READY=1 once it watches,
     WATCHDOG=1 from its watch loop while nothing changes, none while the process is stopped (systemd
     then kills it), STOPPING=1 on SIGTERM. The socket is bound here as systemd binds it."""
-    outdir, log, address = tmp_path / "public", tmp_path / "export.log", tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
-        systemd.bind(str(address))
-        systemd.settimeout(0.1)
-
-        def heard(seconds: float) -> list[str]:
-            said: list[str] = []
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    said.append(systemd.recv(256).decode())
-            return said
-
-        with watching(outdir, watch_env(room, tmp_path, NOTIFY_SOCKET=str(address)), log) as process:
-            said = heard(3.5)
-            # (The scanner beats while the first run reads, too: systemd ignores those.)
-            assert set(said) == {"READY=1", "WATCHDOG=1"}, said
-            assert said[said.index("READY=1") :].count("WATCHDOG=1") >= 3, said
-            os.kill(process.pid, signal.SIGSTOP)
-            heard(0.3)  # what it said before it stopped
-            assert heard(3) == []
-            os.kill(process.pid, signal.SIGCONT)
-            assert "WATCHDOG=1" in heard(3)
-            # A change is exported while it beats, and it beats on after it.
-            room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
-            page = outdir / "innlent" / "stormur" / "index.html"
-            wait_for(lambda: "Rauð viðvörun" in page.read_text(encoding="utf-8"), "the edit was never exported", 20)
-            assert "WATCHDOG=1" in heard(2)
-        assert heard(0.5)[-1:] == ["STOPPING=1"]
+    outdir, log, heard = tmp_path / "public", tmp_path / "export.log", systemd.heard
+    with watching(outdir, watch_env(room, tmp_path, NOTIFY_SOCKET=str(systemd.address)), log) as process:
+        said = heard(3.5)
+        # (The scanner beats while the first run reads, too: systemd ignores those.)
+        assert set(said) == {"READY=1", "WATCHDOG=1"}, said
+        assert said[said.index("READY=1") :].count("WATCHDOG=1") >= 3, said
+        os.kill(process.pid, signal.SIGSTOP)
+        heard(0.3)  # what it said before it stopped
+        assert heard(3) == []
+        os.kill(process.pid, signal.SIGCONT)
+        assert "WATCHDOG=1" in heard(3)
+        # A change is exported while it beats, and it beats on after it.
+        room.article("innlent", "stormur", title="Rauð viðvörun", date="2026-10-20T18:00:00Z")
+        page = outdir / "innlent" / "stormur" / "index.html"
+        wait_for(lambda: "Rauð viðvörun" in page.read_text(encoding="utf-8"), "the edit was never exported", 20)
+        assert "WATCHDOG=1" in heard(2)
+    assert heard(0.5)[-1:] == ["STOPPING=1"]
 
 
 def children(pid: int) -> set[int]:
@@ -497,7 +513,9 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(newsroom: Newsroom, tmp_path: Path) -> None:
+def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(
+    newsroom: Newsroom, systemd: Systemd, tmp_path: Path
+) -> None:
     """A run that hangs while the watch loop goes on (here a worker process of a whole run stopped
     with SIGSTOP, as one stuck on a dead disk would be) withholds the beats once it has made no file
     for FEEDS_WATCHDOG_SECONDS, so that systemd restarts the export; they come back once it moves."""
@@ -507,50 +525,38 @@ def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(newsroom: Ne
             images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}], photos={"mynd.jpg": (700, 400)},
         )  # fmt: skip
     settle(newsroom)
-    outdir, log, address = tmp_path / "public", tmp_path / "export.log", tmp_path / "notify"
-    env = watch_env(newsroom, tmp_path, NOTIFY_SOCKET=str(address), FEEDS_WATCHDOG_SECONDS="2")
+    outdir, log, heard = tmp_path / "public", tmp_path / "export.log", systemd.heard
+    env = watch_env(newsroom, tmp_path, NOTIFY_SOCKET=str(systemd.address), FEEDS_WATCHDOG_SECONDS="2")
     stopped: set[int] = set()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
-        systemd.bind(str(address))
-        systemd.settimeout(0.1)
-
-        def heard(seconds: float) -> list[str]:
-            said: list[str] = []
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    said.append(systemd.recv(256).decode())
-            return said
-
-        with watching(outdir, env, log) as process:
-            try:
-                assert "WATCHDOG=1" in heard(1.5)
-                before = children(process.pid)
-                # OUTDIR removed: the next change is exported by a whole run, in worker processes.
-                shutil.rmtree(outdir)
-                newsroom.article("innlent", "frett-000", title="Rauð viðvörun", date="2026-01-10T12:00:00Z",
-                                 images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}])  # fmt: skip
-                # Every worker stopped as it starts (for a while after the first is seen).
-                deadline, until = time.monotonic() + 20, float("inf")
-                while time.monotonic() < min(deadline, until):
-                    for pid in children(process.pid) - before - stopped:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGSTOP)
-                            stopped.add(pid)
-                            until = min(until, time.monotonic() + 0.5)
-                assert stopped, "the whole run started no worker process"
-                wait_for(lambda: b"the export has made no file for" in log.read_bytes(),
-                         "the stopped run was never taken as hung", 15)  # fmt: skip
-                heard(0.2)  # a beat sent just before
-                assert "WATCHDOG=1" not in heard(2), "beats while the run made nothing"
-            finally:
-                for pid in stopped:
+    with watching(outdir, env, log) as process:
+        try:
+            assert "WATCHDOG=1" in heard(1.5)
+            before = children(process.pid)
+            # OUTDIR removed: the next change is exported by a whole run, in worker processes.
+            shutil.rmtree(outdir)
+            newsroom.article("innlent", "frett-000", title="Rauð viðvörun", date="2026-01-10T12:00:00Z",
+                             images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}])  # fmt: skip
+            # Every worker stopped as it starts (for a while after the first is seen).
+            deadline, until = time.monotonic() + 20, float("inf")
+            while time.monotonic() < min(deadline, until):
+                for pid in children(process.pid) - before - stopped:
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGCONT)
-            page = outdir / "innlent" / "frett-000" / "index.html"
-            wait_for(lambda: page.exists() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
-                     "the whole run never finished", 30)  # fmt: skip
-            assert "WATCHDOG=1" in heard(2)
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.add(pid)
+                        until = min(until, time.monotonic() + 0.5)
+            assert stopped, "the whole run started no worker process"
+            wait_for(lambda: b"the export has made no file for" in log.read_bytes(),
+                     "the stopped run was never taken as hung", 15)  # fmt: skip
+            heard(0.2)  # a beat sent just before
+            assert "WATCHDOG=1" not in heard(2), "beats while the run made nothing"
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        page = outdir / "innlent" / "frett-000" / "index.html"
+        wait_for(lambda: page.exists() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
+                 "the whole run never finished", 30)  # fmt: skip
+        assert "WATCHDOG=1" in heard(2)
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
