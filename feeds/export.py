@@ -29,6 +29,7 @@ every change since the manifest's run).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gzip
@@ -44,7 +45,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +104,8 @@ PHOTO_TYPES[".gif"] = "image/gif"
 FIXED_URLS = ("/", f"/{OPML_FILE}", "/favicon.ico", "/robots.txt")
 #: Articles per task handed to a worker process.
 CHUNK = 500
+#: How often a run does again the tasks of worker processes that ended, before it fails.
+POOL_BREAKS = 3
 #: Items each process keeps written: a month of the site's, reused by its sections and topics.
 ITEMS_KEPT = 40_000
 #: How often a watching export saves its manifest at most (it is saved on stop too).
@@ -582,12 +586,57 @@ class Exporter:
         return gone, unmade
 
     def _in_processes(self, tasks: list[Task]) -> Iterator[list[Done]]:
-        """The tasks done by forked worker processes, each with its own connections to the index."""
+        """The tasks done by forked worker processes, each with its own connections to the index,
+        in the order they finish. A worker process that ends (killed, out of memory) takes the
+        tasks it and the others held with it: those are done again in a new pool, up to POOL_BREAKS
+        times in one run; after that the run fails (ExportError), and the files it wrote stay."""
         global _forked
         _forked = self
+        pending = collections.deque(tasks)
+        for _ in range(POOL_BREAKS + 1):
+            lost: list[Task] = []
+            yield from self._in_pool(pending, lost)
+            if not lost:
+                return
+            log.warning("an export worker process ended: its %d tasks are done again in new processes", len(lost))
+            self._sweep(lost)
+            pending.extendleft(reversed(lost))
+        raise ExportError(str(self.outdir), f"its worker processes ended {POOL_BREAKS + 1} times in one run")
+
+    def _in_pool(self, pending: collections.deque[Task], lost: list[Task]) -> Iterator[list[Done]]:
+        """The outcomes of tasks taken from `pending` as workers are ready for them (a pool's own
+        `map` would queue every one at once); if the pool breaks, the tasks it held go to `lost`."""
         context = multiprocessing.get_context("fork")
-        with context.Pool(self.workers, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
-            yield from pool.imap_unordered(_work, tasks)
+        with ProcessPoolExecutor(self.workers, context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+            running: dict[Future[list[Done]], Task] = {}
+            while pending or running:
+                while pending and len(running) < 2 * self.workers:
+                    task = pending.popleft()
+                    running[pool.submit(_work, task)] = task
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = running.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        lost.append(task)
+                if lost:
+                    # Every future of a broken pool ends, done before the break or failed with it.
+                    for future, task in running.items():
+                        try:
+                            yield future.result()
+                        except BrokenProcessPool:
+                            lost.append(task)
+                    return
+
+    def _sweep(self, tasks: list[Task]) -> None:
+        """Removes the temporary files that ended processes left beside the tasks' files."""
+        folders = {(self.outdir / file_for(unit.url)).parent for task in tasks for unit, _ in task}
+        for folder in folders:
+            for temporary in folder.glob(".*.tmp"):
+                writer = temporary.name.rsplit(".", 3)[1]
+                if writer.isdigit() and not _running(int(writer)):
+                    temporary.unlink(missing_ok=True)
 
     def _do(self, task: Task) -> list[Done]:
         """Makes each unit's body and writes it unless the same bytes are there; None for a URL the
@@ -791,8 +840,8 @@ _forked: Exporter | None = None
 def _start_worker(parent: int) -> None:
     end_with_parent(parent)  # a killed export leaves no worker behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The pool ends its workers with SIGTERM once a run is done. A watching export's handler for
-    # SIGTERM (`_watch`), inherited by the fork, would catch it, and the pool wait for ever.
+    # A broken pool ends its other workers with SIGTERM. A watching export's handler for SIGTERM
+    # (`_watch`), inherited by the fork, would catch it, and the pool wait for ever.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A forked process must not use its parent's SQLite connections: it opens its own.
     publisher = _exporter().publisher
@@ -831,7 +880,19 @@ def _pack(target: Path, body: bytes) -> None:
 
 
 def _temporary(target: Path) -> Path:
+    """A name beside `target` for this thread of this process to write it under (`_sweep` reads
+    the process id back)."""
     return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def _replace(target: Path, data: bytes) -> tuple[int, int, int]:

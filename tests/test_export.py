@@ -513,18 +513,23 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def many_articles(newsroom: Newsroom, count: int = 160) -> None:
+    """Enough articles for a whole run to make its files in worker processes."""
+    for number in range(count):
+        newsroom.article(
+            "innlent", f"frett-{number:03d}", title=f"Frétt {number}", date=f"2026-{1 + number % 9:02d}-10T12:00:00Z",
+            images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}], photos={"mynd.jpg": (700, 400)},
+        )  # fmt: skip
+    settle(newsroom)
+
+
 def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(
     newsroom: Newsroom, systemd: Systemd, tmp_path: Path
 ) -> None:
     """A run that hangs while the watch loop goes on (here a worker process of a whole run stopped
     with SIGSTOP, as one stuck on a dead disk would be) withholds the beats once it has made no file
     for FEEDS_WATCHDOG_SECONDS, so that systemd restarts the export; they come back once it moves."""
-    for number in range(160):  # enough files for a whole run to use worker processes
-        newsroom.article(
-            "innlent", f"frett-{number:03d}", title=f"Frétt {number}", date=f"2026-{1 + number % 9:02d}-10T12:00:00Z",
-            images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}], photos={"mynd.jpg": (700, 400)},
-        )  # fmt: skip
-    settle(newsroom)
+    many_articles(newsroom)
     outdir, log, heard = tmp_path / "public", tmp_path / "export.log", systemd.heard
     env = watch_env(newsroom, tmp_path, NOTIFY_SOCKET=str(systemd.address), FEEDS_WATCHDOG_SECONDS="2")
     stopped: set[int] = set()
@@ -557,6 +562,66 @@ def test_watch_stops_feeding_the_watchdog_while_a_run_makes_no_file(
         wait_for(lambda: page.exists() and "Rauð viðvörun" in page.read_text(encoding="utf-8"),
                  "the whole run never finished", 30)  # fmt: skip
         assert "WATCHDOG=1" in heard(2)
+
+
+def test_a_killed_worker_process_costs_a_run_nothing(newsroom: Newsroom, tmp_path: Path) -> None:
+    """A worker process of a one-off export killed while it makes files (as the kernel's OOM killer
+    would) takes its tasks with it: they are done again in new processes, the run ends, and OUTDIR
+    is then byte for byte what an undisturbed run writes, with nothing left for the next run."""
+    many_articles(newsroom)
+    outdir, env = tmp_path / "public", watch_env(newsroom, tmp_path)
+    flask_export = [sys.executable, "-m", "flask", "--app", "app", "export"]
+    command = [*flask_export, str(outdir), "--base-url", BASE, "--workers", "2"]
+    process = subprocess.Popen(command, cwd=servers.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not killed and process.poll() is None and time.monotonic() < deadline:
+            # Once the first files are there, every child process is one of the run's workers.
+            if outdir.exists() and any(outdir.iterdir()):
+                for pid in sorted(children(process.pid))[:1]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+            time.sleep(0.005)
+        assert killed, "no worker process was seen at work"
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()  # a hung run
+            process.wait()
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "an export worker process ended" in text
+    run = re.search(r"written (\d+), kept (\d+), removed (\d+)", text)
+    assert run and int(run[1]) > 0, text
+    cache_env = {**env, "FEEDS_CACHE_DIR": str(tmp_path / "cache-fresh")}
+    fresh = tmp_path / "fresh"
+    subprocess.run([*flask_export, str(fresh), "--base-url", BASE], cwd=servers.REPO, env=cache_env, check=True,
+                   capture_output=True)  # fmt: skip
+    assert tree(outdir) == tree(fresh)
+    again = subprocess.run(command, cwd=servers.REPO, env=env, check=True, capture_output=True, text=True)
+    assert "written 0, kept" in again.stdout and "removed 0" in again.stdout, again.stdout
+
+
+def end_process(task: object) -> None:
+    os._exit(1)
+
+
+def test_a_run_whose_worker_processes_keep_ending_fails_and_says_so(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks lost with a worker process are done again a few times, not for ever: a run whose
+    workers keep ending fails with the reason, and the next run makes everything."""
+    outdir = tmp_path / "public"
+    monkeypatch.setattr(export_module, "CHUNK", 1)  # processes even for these few files
+    with monkeypatch.context() as faults:
+        faults.setattr(export_module, "_work", end_process)
+        result = app.test_cli_runner().invoke(args=["export", str(outdir), "--base-url", BASE, "--workers", "2"])
+    assert result.exit_code == 1
+    assert f"{outdir}: its worker processes ended {export_module.POOL_BREAKS + 1} times in one run" in result.output
+    export(app, outdir, "--workers", "2")
+    assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
