@@ -572,6 +572,13 @@ def _outside_sections(tx: Transaction, sections: Collection[str]) -> list[str]:
 
 def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
     """The changed bundles of the slice, read, and those that cannot be read yet."""
+    try:
+        return _examine_each(job)
+    finally:
+        _disarm()
+
+
+def _examine_each(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
     outcomes: list[Bundle | _Deferred | _Adopted] = []
     for path in job.paths:
         bundle = f"{job.root}/{path}"
@@ -603,16 +610,37 @@ def _examine(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
 
 
 def _read_in_time(job: _Examine, path: str, signature: str, seen: _Look) -> Bundle:
-    """`_read_bundle`, within `read_seconds` in a worker process."""
-    if not _time_limited:
-        return _read_bundle(job.root, job.site, path, signature)
-    # SIGALRM's default action ends the process, also inside a decoder's loop in C or a wait that
-    # never returns; a handler in Python would run only between bytecodes.
-    signal.setitimer(signal.ITIMER_REAL, read_seconds(seen))
-    try:
-        return _read_bundle(job.root, job.site, path, signature)
-    finally:
+    """`_read_bundle`; in a worker process, ended if it takes more than `read_seconds` (or, in a
+    run of bundles, more than half of that: see `_alarm_for`)."""
+    if _time_limited:
+        _alarm_for(read_seconds(seen))
+    return _read_bundle(job.root, job.site, path, signature)
+
+
+#: When the armed SIGALRM goes off (time.monotonic()); 0.0 when none is armed.
+_alarm_at = 0.0
+
+
+def _alarm_for(seconds: float) -> None:
+    """Makes sure SIGALRM goes off at most `seconds` from now and at least half of that. Reading a
+    bundle takes about a millisecond: arming the timer for each (two system calls) cost more than
+    any other call of a first build, so one timer covers a run of bundles. A bundle ended early by
+    this, slow but fine, is read again alone (`Scanner._isolating`) with all of its time."""
+    global _alarm_at
+    now = time.monotonic()
+    if not now + seconds / 2 <= _alarm_at <= now + seconds:
+        # SIGALRM's default action ends the process, also inside a decoder's loop in C or a wait
+        # that never returns; a handler in Python would run only between bytecodes.
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        _alarm_at = now + seconds
+
+
+def _disarm() -> None:
+    """No SIGALRM while a worker waits for its next job."""
+    global _alarm_at
+    if _alarm_at:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _alarm_at = 0.0
 
 
 def _read_bundle(root: str, site: Site, path: str, signature: str) -> Bundle:

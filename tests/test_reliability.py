@@ -566,6 +566,40 @@ def test_a_bundle_whose_reading_kills_the_process_is_left_out_and_the_rest_is_re
     assert str(problem).startswith(f"innlent/eitur/index.md: {said}")
 
 
+def _slow_on(seconds: dict[str, float]) -> Callable[[Path, str, str, Site], Article | None]:
+    """read_article, taking `seconds[slug]` for the named slugs."""
+
+    def read(root: Path, section: str, slug: str, site: Site) -> Article | None:
+        time.sleep(seconds.get(slug, 0))
+        return read_article(root, section, slug, site)
+
+    return read
+
+
+def test_a_slow_bundle_within_its_time_is_read_though_a_run_of_bundles_shares_a_timer(
+    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bundles read one after the other share a timer, which may have as little as half of a
+    bundle's time left when it starts: one that takes longer than that, but less than its own time,
+    is ended with the others and then read alone with all of its time. Nothing is left out."""
+    newsroom.article("innlent", "a-haegur", title="Hæg frétt", date="2026-10-01T12:00:00Z")
+    newsroom.article("innlent", "b-haegari", title="Hægari frétt", date="2026-10-02T12:00:00Z")
+    newsroom.article("innlent", "c-fljot", title="Fljót frétt", date="2026-10-03T12:00:00Z")
+    # With 2 s each: "b-haegari" starts 0.7 s into a 2 s timer, which goes off 1.3 s into its 1.5 s.
+    monkeypatch.setattr(scanner, "read_article", _slow_on({"a-haegur": 0.7, "b-haegari": 1.5}))
+    monkeypatch.setattr(scanner, "READ_SECONDS", 2.0)
+    app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
+    try:
+        assert indexer.open().parsed == 3
+        assert indexer.scanner._kept is None, "the kept worker was ended, and the bundles read again alone"
+    finally:
+        indexer.release()
+    with app.test_client() as client:
+        titles = [entry.title for entry in parsed(client, "/feeds/rss.xml").entries]
+    assert titles == ["Fljót frétt", "Hægari frétt", "Hæg frétt"]
+    assert publisher.store.problems() == ()
+
+
 #: `flask --app app index`, in a process of its own, whose reader dies at the bundle "eitur".
 _POISONED_INDEX_COMMAND = """
 import os, signal, sys
