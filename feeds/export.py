@@ -24,7 +24,8 @@ one, so a reader never sees part of one; once a run has written its files, the f
 synced (one `syncfs`, not one `fsync` per file) and only then is the manifest changed, in one
 transaction. A crash leaves files newer than the manifest, which the next run finds by their
 inode, size and time (a whole run), or writes again (a run after changes, which looks again at
-every change since the manifest's run).
+every change since the manifest's run). One export writes an OUTDIR at a time (a lock in the cache
+directory); one killed while it wrote leaves temporary files, which the next removes.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import fcntl
 import gzip
 import hashlib
 import io
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import stat
@@ -250,6 +253,7 @@ class Exporter:
         self.manifest_file = files.cache_dir / f"export-{name}.sqlite3"
         with contextlib.suppress(FileNotFoundError):  # the manifest of one piece, before 3
             (files.cache_dir / f"export-{name}.manifest").unlink()
+        self._claim = _claim(files.cache_dir / f"export-{name}.lock", self.outdir)
         self._manifest = Manifest(self.manifest_file, self.base_url)
         self._lock = threading.Lock()
         #: Files made (written, kept or left out) by this exporter and its worker processes: in
@@ -515,9 +519,18 @@ class Exporter:
         return f"the export has made no file for {quiet:.0f} s" if quiet >= seconds else None
 
     def close(self) -> None:
-        """Saves the manifest (a watching export saves it now and then, and when it stops)."""
+        """Saves the manifest (a watching export saves it now and then, and when it stops), and
+        lets OUTDIR go (`release`)."""
         with self._lock:
             self._save()
+        self.release()
+
+    def release(self) -> None:
+        """Lets OUTDIR go to another export, saying that this one left no file half written."""
+        if self._claim.closed:
+            return
+        self._claim.truncate(0)
+        self._claim.close()  # and with it the lock
 
     # -- doing it --------------------------------------------------------------------------
 
@@ -879,10 +892,42 @@ def _pack(target: Path, body: bytes) -> None:
     _replace(target, gzip.compress(body, GZIP_LEVEL, mtime=0))
 
 
+#: The name of a file being written (`_temporary`).
+_TEMPORARY = re.compile(r"\..+\.\d+\.\d+\.tmp")
+
+
 def _temporary(target: Path) -> Path:
     """A name beside `target` for this thread of this process to write it under (`_sweep` reads
     the process id back)."""
     return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _claim(lock: Path, outdir: Path) -> io.FileIO:
+    """The lock of one OUTDIR, held until `Exporter.release`: one export of it at a time. It holds
+    the process id of an export that has not let go: when it is found so, that process ended while
+    it wrote (killed, the machine down), and the temporary files it left are removed."""
+    claim = io.FileIO(lock, "a+")
+    try:
+        fcntl.flock(claim.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        claim.close()
+        holder = lock.read_text(encoding="ascii", errors="replace").strip() or "?"
+        raise ExportError(str(outdir), f"another export of it runs (process {holder})") from None
+    claim.seek(0)
+    if claim.read():
+        _remove_temporaries(outdir)
+        claim.truncate(0)
+    claim.write(str(os.getpid()).encode())
+    claim.flush()
+    return claim
+
+
+def _remove_temporaries(outdir: Path) -> None:
+    for folder, _, names in os.walk(outdir):
+        for name in names:
+            if _TEMPORARY.fullmatch(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def _running(pid: int) -> bool:
@@ -1064,14 +1109,20 @@ def export_command(outdir: Path, base_url: str | None, watch: bool, whole: bool,
         raise click.UsageError("no base URL: give --base-url, or set FEEDS_BASE_URL or the site's base_url")
     try:
         exporter = Exporter(current_app._get_current_object(), outdir, base, workers)  # type: ignore[attr-defined]
-        report = exporter.run(whole=whole)
     except (FeedsError, OSError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"exported {exporter.outdir} for {exporter.base_url}: {report}")
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if watch:
-        _watch(publisher, exporter)
+    try:
+        try:
+            report = exporter.run(whole=whole)
+        except (FeedsError, OSError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"exported {exporter.outdir} for {exporter.base_url}: {report}")
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if watch:
+            _watch(publisher, exporter)
+    finally:
+        exporter.release()
 
 
 def _watch(publisher: Publisher, exporter: Exporter) -> None:

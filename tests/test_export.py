@@ -604,6 +604,56 @@ def test_a_killed_worker_process_costs_a_run_nothing(newsroom: Newsroom, tmp_pat
     assert "written 0, kept" in again.stdout and "removed 0" in again.stdout, again.stdout
 
 
+def test_an_export_killed_while_it_writes_leaves_nothing_half_written_after_the_next(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    """An export killed with files half written (SIGKILL to it and its workers, as systemd's
+    watchdog or a machine going down would) leaves their temporary files; the next export of that
+    OUTDIR removes them, and OUTDIR is then what an undisturbed run writes."""
+    many_articles(newsroom)
+    outdir, env = tmp_path / "public", watch_env(newsroom, tmp_path)
+    flask_export = [sys.executable, "-m", "flask", "--app", "app", "export"]
+    command = [*flask_export, str(outdir), "--base-url", BASE]
+    process = subprocess.Popen(command, cwd=servers.REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    left: list[Path] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not left and process.poll() is None and time.monotonic() < deadline:
+            os.killpg(process.pid, signal.SIGSTOP)  # a still picture of what is being written
+            left = list(outdir.rglob(".*.tmp")) if outdir.exists() else []
+            os.killpg(process.pid, signal.SIGKILL if left else signal.SIGCONT)
+            time.sleep(0.002)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert left, "the export was never caught writing a file"
+    assert [path for path in left if path.exists()], "killed as it wrote"
+    subprocess.run(command, cwd=servers.REPO, env=env, check=True, capture_output=True)
+    assert not list(outdir.rglob(".*.tmp"))
+    fresh_env = {**env, "FEEDS_CACHE_DIR": str(tmp_path / "cache-fresh")}
+    fresh = tmp_path / "fresh"
+    subprocess.run([*flask_export, str(fresh), "--base-url", BASE], cwd=servers.REPO, env=fresh_env, check=True,
+                   capture_output=True)  # fmt: skip
+    assert tree(outdir) == tree(fresh)
+
+
+def test_one_export_of_an_outdir_at_a_time(room: Newsroom, tmp_path: Path) -> None:
+    """A second export of the OUTDIR a watching export writes is refused with the reason (the two
+    would each keep a manifest of the other's files); once the first stops, it runs."""
+    outdir, log = tmp_path / "public", tmp_path / "export.log"
+    env = watch_env(room, tmp_path)
+    command = [sys.executable, "-m", "flask", "--app", "app", "export", str(outdir), "--base-url", BASE]
+    with watching(outdir, env, log) as process:
+        second = subprocess.run(command, cwd=servers.REPO, env=env, capture_output=True, text=True, check=False)
+        assert second.returncode == 1
+        assert f"Error: {outdir}: another export of it runs (process {process.pid})" in second.stderr
+    again = subprocess.run(command, cwd=servers.REPO, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "written 0, kept" in again.stdout
+
+
 def end_process(task: object) -> None:
     os._exit(1)
 
