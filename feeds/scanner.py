@@ -27,6 +27,7 @@ from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_s
 from .errors import ContentError, FeedsError
 from .images import PHOTO_SUFFIXES
 from .model import Site
+from .readahead import ReadAhead
 from .store import Bundle, ContentVersion, Transaction, Writer
 
 log = logging.getLogger(__name__)
@@ -431,10 +432,13 @@ class Scanner:
         pending = iter(jobs)
         while True:
             lost: list[_Examine] = []
-            with _pool(self.workers) as pool:
+            with _pool(self.workers) as pool, ReadAhead(bundle_file) as ahead:
                 running: collections.deque[tuple[_Examine, Future[list[_Outcome]]]] = collections.deque()
                 for job in pending:
                     running.append((job, pool.submit(_examine, job)))
+                    # Bundles new to the index are read whole: their files are asked for before
+                    # the worker gets to them. Known ones are mostly only looked at.
+                    ahead.add(f"{job.root}/{path}" for path in job.paths if not job.stored[path])
                     if len(running) >= 2 * self.workers:
                         result, lost = _next_result(running)
                         if lost:
@@ -709,9 +713,7 @@ def _files_of_bundle(bundle: str) -> list[tuple[str, os.stat_result]] | None:
         with os.scandir(bundle) as entries:
             for entry in entries:
                 name = entry.name
-                if name != ARTICLE_FILE and (
-                    name[0] == "." or "." + name.rpartition(".")[2].lower() not in PHOTO_SUFFIXES
-                ):
+                if not bundle_file(name):
                     continue
                 try:
                     files.append((name, entry.stat()))
@@ -720,6 +722,12 @@ def _files_of_bundle(bundle: str) -> list[tuple[str, os.stat_result]] | None:
     except OSError:
         return None
     return files
+
+
+def bundle_file(name: str) -> bool:
+    """Whether a file of this name in a bundle folder is part of the article: its article file or a
+    photo (an editor's swap and backup files, notes and hidden files are not)."""
+    return name == ARTICLE_FILE or (name[0] != "." and "." + name.rpartition(".")[2].lower() in PHOTO_SUFFIXES)
 
 
 def _look(files: list[tuple[str, os.stat_result]]) -> _Look:

@@ -1,0 +1,95 @@
+"""Reading ahead of a pass's worker processes, so that they seldom wait on the disk.
+
+In a first build from a cold page cache each worker read a bundle's folder, inodes and files one
+after the other, waiting for each read: a quarter of two cores' time was spent waiting (100k
+articles: 44 s, against 23 s with the files in memory). Threads of the indexer's own process,
+mostly idle then, now ask for the bundles that workers will read next: they list each folder,
+open its article file and photos (which reads their inodes) and ask the kernel to read their
+bytes in (`posix_fadvise(WILLNEED)`, which does not wait for them). The workers then find them in
+memory. Nothing is read twice from disk: what is asked for is what a worker reads a moment later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+#: Threads that read ahead: reads in flight at once, for a disk that serves several.
+THREADS = 4
+#: Asking for a folder whose files are all in memory takes 17-47 µs (p10-p99 of 20,000 on this
+#: machine); one whose files are on the disk 131-423 µs.
+IN_MEMORY_SECONDS = 80e-6
+#: Folders passed over after one found in memory.
+SKIP = 15
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class ReadAhead:
+    """Asks for the files of the bundle folders it is given, in order, in threads of its own.
+
+    Only a hint: a folder that cannot be read is passed over (its worker will say why), and
+    `close` drops what is still queued.
+    """
+
+    def __init__(self, wanted: Callable[[str], bool], threads: int = THREADS) -> None:
+        self._wanted = wanted
+        self._folders: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"read-ahead-{number}", daemon=True) for number in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def add(self, folders: Iterable[str]) -> None:
+        for folder in folders:
+            self._folders.put(folder)
+
+    def close(self) -> None:
+        self._closed = True
+        for _ in self._threads:
+            self._folders.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        skip = 0
+        while (folder := self._folders.get()) is not None:
+            if self._closed:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            started = time.perf_counter()
+            # Found in memory (a build over files read a moment ago): asking costs the indexer's
+            # process as much as reading them does a worker, for nothing. Ask for one folder in
+            # SKIP + 1 then, until one has to come from the disk again.
+            if self._ask_for(folder) and time.perf_counter() - started < IN_MEMORY_SECONDS:
+                skip = SKIP
+
+    def _ask_for(self, folder: str) -> bool:
+        """Whether every file of the folder was asked for."""
+        try:
+            with os.scandir(folder) as entries:
+                names = [entry.name for entry in entries if self._wanted(entry.name)]
+            for name in names:
+                descriptor = os.open(os.path.join(folder, name), _OPEN_FLAGS)
+                try:
+                    os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(descriptor)
+        except OSError:
+            return False  # a hint only: the worker that reads this folder meets the same fault and names it
+        return True
