@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 log = logging.getLogger(__name__)
 
 #: Threads that read ahead: reads in flight at once, for a disk that serves several.
-THREADS = 4
+THREADS = 2
 #: Asking for a folder whose files are all in memory takes 17-47 µs (p10-p99 of 20,000 on this
 #: machine); one whose files are on the disk 131-423 µs.
 IN_MEMORY_SECONDS = 80e-6

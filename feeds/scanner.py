@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import dataclasses
+import gc
 import hashlib
 import logging
 import os
@@ -509,6 +510,8 @@ _time_limited = False
 def _reading_worker(parent: int) -> None:
     global _time_limited
     end_with_parent(parent)
+    # What the worker inherited is never garbage: collections need not look at it again.
+    gc.freeze()
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _time_limited = True
 
@@ -602,6 +605,9 @@ def _examine_each(job: _Examine) -> list[Bundle | _Deferred | _Adopted]:
         read = _read_in_time(job, path, signature, seen)
         # A writer may have started again while the files were read (truncated, half rewritten):
         # what was read is kept only if every file is still as it was before reading.
+        if _unchanged(bundle, seen):
+            outcomes.append(read)
+            continue
         after = _files_of_bundle(bundle)
         if after is None or _look(after) != seen:
             retry_at = (
@@ -732,6 +738,19 @@ def bundle_file(name: str) -> bool:
 
 def _look(files: list[tuple[str, os.stat_result]]) -> _Look:
     return frozenset((name, status.st_size, status.st_mtime_ns, status.st_ino) for name, status in files)
+
+
+def _unchanged(bundle: str, seen: _Look) -> bool:
+    """Whether each file of the look is still as it was (a stat by name, a third of the system calls
+    of a new look: a file added since is not part of what was read, and the next look sees it)."""
+    for name, size, mtime_ns, inode in seen:
+        try:
+            status = os.stat(f"{bundle}/{name}")  # as the look saw it (DirEntry.stat follows links)
+        except OSError:
+            return False
+        if (status.st_size, status.st_mtime_ns, status.st_ino) != (size, mtime_ns, inode):
+            return False
+    return True
 
 
 def _ready_at(files: list[tuple[str, os.stat_result]], path: str, completeness: Completeness) -> float:
