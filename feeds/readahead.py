@@ -11,14 +11,11 @@ memory. Nothing is read twice from disk: what is asked for is what a worker read
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-
-log = logging.getLogger(__name__)
 
 #: Threads that read ahead: reads in flight at once, for a disk that serves several.
 THREADS = 2
@@ -33,8 +30,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 class ReadAhead:
     """Asks for the files of the bundle folders it is given, in order, in threads of its own.
 
-    Only a hint: a folder that cannot be read is passed over (its worker will say why), and
-    `close` drops what is still queued.
+    Only a hint: a folder that cannot be read is passed over (its worker will say why).
     """
 
     def __init__(self, wanted: Callable[[str], bool], threads: int = THREADS) -> None:
@@ -52,11 +48,12 @@ class ReadAhead:
             self._folders.put(folder)
 
     def close(self) -> None:
+        """Drops what is queued, without waiting: a thread caught in a call that does not return
+        (a folder on a mount gone dead, whose worker is ended by its timer) must not hold up the
+        pass. Each thread ends once its call returns."""
         self._closed = True
         for _ in self._threads:
             self._folders.put(None)
-        for thread in self._threads:
-            thread.join()
 
     def __enter__(self) -> ReadAhead:
         return self
