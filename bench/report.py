@@ -47,11 +47,13 @@ WHY_MISSED = {
     "first index build, 100k articles": (
         "reading an article is about 0.5 ms of CPU in the worker processes (1.68 M instructions, 1.91 M before"
         " nh3 0.3.8 halved sanitizing) and about 0.05 ms in the process writing the index, which competes for"
-        " the same two cores: 25-29 s from memory. From disk, reading costs CPU of its own rather than waits (in"
-        " one pair of runs 77.5 CPU-s against 63.6, with both cores busy throughout), so a build from an emptied"
-        " page cache takes 32-34 s. It scales with cores (slices of 1,000 bundles per worker process); more worker"
-        " processes than cores did not help. What would meet it: 3 or more cores, or bodies rendered by a"
-        " single native library (Markdown, sanitizing and figures in one pass)."
+        " the same two cores: 21-29 s from memory, depending on the day. From disk, the kernel's reading costs"
+        " CPU of its own (about two reads of 4 KB per bundle, each about 50 us of CPU on this machine), while"
+        " the indexer's read-ahead threads (feeds/readahead.py) keep the workers from waiting for them: 31-33 s"
+        " from an emptied page cache, against 44 s without them on the same day. It scales with cores (slices of"
+        " 1,000 bundles per worker process); more worker processes than cores did not help. What would meet it:"
+        " 3 or more cores, or bodies rendered by a single native library (Markdown, sanitizing and figures in"
+        " one pass)."
     ),
 }
 PLAIN, GZIP, NOT_MODIFIED = "200", "200 gzip", "304"
