@@ -644,12 +644,10 @@ class Exporter:
 
     def _sweep(self, tasks: list[Task]) -> None:
         """Removes the temporary files that ended processes left beside the tasks' files."""
-        folders = {(self.outdir / file_for(unit.url)).parent for task in tasks for unit, _ in task}
+        folders = {os.path.dirname(self.outdir / file_for(unit.url)) for task in tasks for unit, _ in task}
         for folder in folders:
-            for temporary in folder.glob(".*.tmp"):
-                writer = temporary.name.rsplit(".", 3)[1]
-                if writer.isdigit() and not _running(int(writer)):
-                    temporary.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                _remove_temporaries(folder, os.listdir(folder), keep=_running)
 
     def _do(self, task: Task) -> list[Done]:
         """Makes each unit's body and writes it unless the same bytes are there; None for a URL the
@@ -892,12 +890,12 @@ def _pack(target: Path, body: bytes) -> None:
     _replace(target, gzip.compress(body, GZIP_LEVEL, mtime=0))
 
 
-#: The name of a file being written (`_temporary`).
-_TEMPORARY = re.compile(r"\..+\.\d+\.\d+\.tmp")
+#: The name of a file being written (`_temporary`), with the id of the process that writes it.
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
 
 
 def _temporary(target: Path) -> Path:
-    """A name beside `target` for this thread of this process to write it under (`_sweep` reads
+    """A name beside `target` for this thread of this process to write it under (_TEMPORARY reads
     the process id back)."""
     return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
@@ -915,19 +913,22 @@ def _claim(lock: Path, outdir: Path) -> io.FileIO:
         raise ExportError(str(outdir), f"another export of it runs (process {holder})") from None
     claim.seek(0)
     if claim.read():
-        _remove_temporaries(outdir)
+        for folder, _, names in os.walk(outdir):
+            _remove_temporaries(folder, names)
         claim.truncate(0)
     claim.write(str(os.getpid()).encode())
     claim.flush()
     return claim
 
 
-def _remove_temporaries(outdir: Path) -> None:
-    for folder, _, names in os.walk(outdir):
-        for name in names:
-            if _TEMPORARY.fullmatch(name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(folder, name))
+def _remove_temporaries(folder: str, names: Iterable[str], keep: Callable[[int], bool] = lambda writer: False) -> None:
+    """Removes the temporary files among the folder's `names`, except those whose writing process
+    `keep` names."""
+    for name in names:
+        found = _TEMPORARY.fullmatch(name)
+        if found and not keep(int(found[1])):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
 
 
 def _running(pid: int) -> bool:
