@@ -713,7 +713,12 @@ _Look = frozenset[tuple[str, int, int, int]]
 
 def _files_of_bundle(bundle: str) -> list[tuple[str, os.stat_result]] | None:
     """The article file and the photos of a bundle folder, each with its status; None if the
-    folder cannot be listed now."""
+    folder cannot be listed now, or changed while it was listed.
+
+    A listed file that is gone by its stat was removed, or its folder renamed, meanwhile: left
+    out, the look would be of a bundle that never was (an empty one, read as "file is missing",
+    in place of an article that moved on to a new name), so it is looked at again later.
+    """
     files: list[tuple[str, os.stat_result]] = []
     try:
         with os.scandir(bundle) as entries:
@@ -724,10 +729,19 @@ def _files_of_bundle(bundle: str) -> list[tuple[str, os.stat_result]] | None:
                 try:
                     files.append((name, entry.stat()))
                 except FileNotFoundError:
-                    continue
+                    if not _dangling_link(entry):
+                        return None
     except OSError:
         return None
     return files
+
+
+def _dangling_link(entry: os.DirEntry[str]) -> bool:
+    """Whether the entry is still there, as a symbolic link to nothing (left out of the look for good)."""
+    try:
+        return stat.S_ISLNK(os.lstat(entry.path).st_mode)
+    except OSError:
+        return False
 
 
 def bundle_file(name: str) -> bool:

@@ -506,6 +506,68 @@ def test_an_old_name_goes_when_its_new_name_was_read_in_an_earlier_sync(newsroom
     assert publisher.store.problems() == ()
 
 
+def test_a_bundle_renamed_again_while_its_new_name_is_listed_stays_published(
+    newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename back to the old name that lands between the listing of the new folder and the stat
+    of its files: the look is taken again later, and the article never drops out. Before, the files
+    gone by their stat were left out, the new name was read as a bundle with no article file ("file
+    is missing"), and the old name was removed in the same sync: one sync in ten of the renamed
+    bundle test saw the feed one item short."""
+    newsroom.article("innlent", "gamla", title="Færð frétt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    old, new = newsroom.root / "innlent" / "gamla", newsroom.root / "innlent" / "nyja"
+    listing = os.scandir
+
+    def renamed_back_while_listed(path: Any = ".") -> Any:
+        entries = listing(path)
+        if str(path) == str(new):
+            new.rename(old)  # the folder is open: it lists the files it held, now under the old name
+        return entries
+
+    app = create_app({"CONTENT_DIR": newsroom.root, "CACHE_DIR": tmp_path / "cache", "INDEXER": "watch"})
+    publisher: Publisher = app.extensions["feeds"]
+    indexer = publisher.indexer(settle_seconds=0)  # reading here, where the race is staged
+    indexer.acquire(wait=False)
+    try:
+        indexer.open()
+        old.rename(new)
+        monkeypatch.setattr(os, "scandir", renamed_back_while_listed)
+        names = ["innlent/gamla", "innlent/nyja"]
+        report = indexer.sync_bundles(names, renames={"innlent/gamla": "innlent/nyja"}, gone={"innlent/gamla"})
+        assert (report.parsed, report.removed, sorted(report.deferred)) == (0, 0, names)
+        with app.test_client() as client:
+            assert [entry.link for entry in parsed(client, "/feeds/rss.xml").entries] == [
+                "http://localhost/innlent/gamla/"
+            ]
+        monkeypatch.undo()
+        report = indexer.sync_bundles(names, renames={"innlent/nyja": "innlent/gamla"}, gone={"innlent/nyja"})
+    finally:
+        indexer.release()
+    assert (report.parsed, report.removed, dict(report.deferred)) == (0, 0, {})
+    with app.test_client() as client:
+        assert [entry.title for entry in parsed(client, "/feeds/rss.xml").entries] == ["Færð frétt"]
+    assert publisher.store.problems() == ()
+
+
+def test_a_photo_link_to_nothing_does_not_hold_its_article_back(newsroom: Newsroom, tmp_path: Path) -> None:
+    """A file gone by its stat defers the bundle, but a symbolic link to nothing is there for good:
+    the bundle is read, and the photo its article lists named as missing, instead of the bundle
+    being looked at again for ever."""
+    newsroom.article(
+        "innlent", "tengill", title="Með brotinn tengil", date="2026-10-10T00:00:00Z",
+        images=[{"file": "mynd.jpg", "caption": "Mynd.", "credit": "AFP"}],
+    )  # fmt: skip
+    os.symlink("hvergi.jpg", newsroom.root / "innlent" / "tengill" / "mynd.jpg")
+    _, publisher, indexer = isolated_indexer(newsroom, tmp_path)
+    try:
+        report = indexer.open()
+    finally:
+        indexer.release()
+    assert (report.parsed, dict(report.deferred)) == (1, {})
+    [problem] = publisher.store.problems()
+    assert str(problem) == "innlent/tengill/mynd.jpg: listed photo is missing"
+
+
 def _dies_on(slug: str) -> Callable[[Path, str, str, Site], Article | None]:
     """read_article, except that reading `slug` ends the process at once, as a crash in a decoder or
     the kernel's out-of-memory killer would: no exception, no cleanup."""
