@@ -736,6 +736,8 @@ class Writer:
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        for problem in tx.held_back.values():
+            log.warning("%s", problem)
         # Only once no stored article has them: a rendition removed too early is made again, but
         # one of an article that failed to store would be gone for nothing.
         renditions.discard(self.files.cache_dir, unused)
@@ -760,6 +762,10 @@ class Transaction:
         self._photos_dropped: set[str] = set()
         #: Bundles whose stored article this transaction changed: logged with its version.
         self._changed: set[str] = set()
+        #: Bundles this transaction held back for a shared GUID and did not release again, with
+        #: why: logged once it commits. A bundle renamed is stored under its new name before its
+        #: old one is removed, and is held back only for that moment.
+        self.held_back: dict[str, ContentError] = {}
 
     def meta(self, key: str) -> bytes | str | int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -863,6 +869,7 @@ class Transaction:
         if bundle.left_out is not None:
             log.warning("%s", bundle.left_out)
         stored, guid, photos = self._stored(bundle.path)
+        self.held_back.pop(bundle.path, None)  # settled again below
         self.db.execute(
             "INSERT OR REPLACE INTO bundle (path, section, signature, published, data, error, guid, photos)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -897,6 +904,7 @@ class Transaction:
         self.unstage_topics()
         self.db.execute("DELETE FROM bundle WHERE path = ?", (path,))
         self.db.execute("DELETE FROM topic WHERE path = ?", (path,))
+        self.held_back.pop(path, None)
         self._photos_changed(path, photos, ())
         self._touch(path)
         if guid is not None:
@@ -951,7 +959,7 @@ class Transaction:
             if rank == 0 and not public:
                 self._release(path)
             elif rank > 0 and public:
-                log.warning("%s", _held_back(path, guid, rows[0][0]))
+                self.held_back[path] = _held_back(path, guid, rows[0][0])
                 self._hold(path)
 
     def settle_every_guid(self) -> None:
@@ -971,6 +979,7 @@ class Transaction:
         self._touch(path)
 
     def _release(self, path: str) -> None:
+        self.held_back.pop(path, None)
         ((data, published),) = self.db.execute(
             "UPDATE bundle SET data = held, held = NULL WHERE path = ? RETURNING data, published", (path,)
         ).fetchall()

@@ -506,6 +506,28 @@ def test_an_old_name_goes_when_its_new_name_was_read_in_an_earlier_sync(newsroom
     assert publisher.store.problems() == ()
 
 
+def test_a_rename_read_in_one_sync_holds_nothing_back(
+    newsroom: Newsroom, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The new name is stored before the old one is removed, and shares its GUID for that moment:
+    it is not held back, and the log does not say it was (before, every rename logged that)."""
+    newsroom.article("innlent", "gamla", title="Færð frétt", id="2026-faersla", date="2026-10-10T00:00:00Z")
+    app, publisher, indexer = isolated_indexer(newsroom, tmp_path)
+    try:
+        indexer.open()
+        (newsroom.root / "innlent" / "gamla").rename(newsroom.root / "innlent" / "nyja")
+        report = indexer.sync_bundles(
+            ["innlent/gamla", "innlent/nyja"], renames={"innlent/gamla": "innlent/nyja"}, gone={"innlent/gamla"}
+        )
+    finally:
+        indexer.release()
+    assert (report.parsed, report.removed) == (1, 1)
+    assert [message for message in caplog.messages if "held back" in message] == []
+    with app.test_client() as client:
+        assert [entry.link for entry in parsed(client, "/feeds/rss.xml").entries] == ["http://localhost/innlent/nyja/"]
+    assert publisher.store.problems() == ()
+
+
 def test_a_bundle_renamed_again_while_its_new_name_is_listed_stays_published(
     newsroom: Newsroom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
