@@ -107,8 +107,6 @@ PHOTO_TYPES[".gif"] = "image/gif"
 FIXED_URLS = ("/", f"/{OPML_FILE}", "/favicon.ico", "/robots.txt")
 #: Articles per task handed to a worker process.
 CHUNK = 500
-#: How often a run does again the tasks of worker processes that ended, before it fails.
-POOL_BREAKS = 3
 #: Items each process keeps written: a month of the site's, reused by its sections and topics.
 ITEMS_KEPT = 40_000
 #: How often a watching export saves its manifest at most (it is saved on stop too).
@@ -477,9 +475,8 @@ class Exporter:
     def _changed(self, keys: Collection[str]) -> Report:
         urls: dict[str, None] = dict.fromkeys(FIXED_URLS[:2])
         articles: list[str] = []
-        # With the articles some of whose files the last run could not make: `_export` then
-        # knows every one that is still so.
-        keys = {*keys, *map(edge.article_key, self._manifest.unmade)}
+        # With what the last run could not make: `_export` then knows all that still cannot be.
+        keys = {*keys, *map(_unmade_key, self._manifest.unmade)}
         for key in sorted(keys):
             kind, _, path = key.partition(":")
             if kind in ("feed", "page"):
@@ -586,7 +583,7 @@ class Exporter:
                     else:  # what was there (if anything) stays, and the next run tries again
                         report.warnings.append(outcome)
                         report.unmade += 1
-                        unmade.add(f"/{_article_folder(relative)}")
+                        unmade.add(relative)
                     continue
                 self._manifest.put(relative, entry)
                 if outcome == "written":
@@ -596,25 +593,45 @@ class Exporter:
                 else:
                     report.warnings.append(outcome)
                     report.written += 1
-        return gone, unmade
+        return gone, _unmade_keys(unmade, todo)
 
     def _in_processes(self, tasks: list[Task]) -> Iterator[list[Done]]:
         """The tasks done by forked worker processes, each with its own connections to the index,
-        in the order they finish. A worker process that ends (killed, out of memory) takes the
-        tasks it and the others held with it: those are done again in a new pool, up to POOL_BREAKS
-        times in one run; after that the run fails (ExportError), and the files it wrote stay."""
+        in the order they finish. A worker process that ends (killed, out of memory, a crash in a
+        decoder) takes the tasks it and the others held with it: those are done again one by one,
+        each in a process of its own (`_isolating`), then the rest in a new pool."""
         global _forked
         _forked = self
         pending = collections.deque(tasks)
-        for _ in range(POOL_BREAKS + 1):
+        while pending:
             lost: list[Task] = []
             yield from self._in_pool(pending, lost)
-            if not lost:
-                return
-            log.warning("an export worker process ended: its %d tasks are done again in new processes", len(lost))
-            self._sweep(lost)
-            pending.extendleft(reversed(lost))
-        raise ExportError(str(self.outdir), f"its worker processes ended {POOL_BREAKS + 1} times in one run")
+            if lost:
+                log.warning("an export worker process ended: its %d tasks are done again, each alone", len(lost))
+                self._sweep(lost)
+            for task in lost:
+                yield self._isolating(task)
+
+    def _isolating(self, task: Task) -> list[Done]:
+        """The task done in a process of its own; if that process ends too, each half of it, down to
+        the one file whose making ends it: that one is left as it was, named in a warning, and
+        looked at again by the next run, and every other file is made. If a process with nothing
+        to make ends too, the fault is not in the files, and the run fails (ExportError)."""
+        done, status = _alone(task)
+        if done is not None:
+            return done
+        self._sweep([task])
+        if len(task) > 1:
+            half = len(task) // 2
+            return self._isolating(task[:half]) + self._isolating(task[half:])
+        if _alone([])[0] is None:
+            # Blaming the file would leave every file of the run unmade while this lasts.
+            raise ExportError(str(self.outdir), "its worker processes end even with nothing to make")
+        ((unit, _),) = task
+        how = f"signal {-status}" if status is not None and status < 0 else f"exit status {status}"
+        reason = f"{unit.url}: making it ended its process ({how}); what was there stays, and the next run tries again"
+        log.error("%s", reason)
+        return [(file_for(unit.url), None, reason)]
 
     def _in_pool(self, pending: collections.deque[Task], lost: list[Task]) -> Iterator[list[Done]]:
         """The outcomes of tasks taken from `pending` as workers are ready for them (a pool's own
@@ -642,7 +659,7 @@ class Exporter:
                             lost.append(task)
                     return
 
-    def _sweep(self, tasks: list[Task]) -> None:
+    def _sweep(self, tasks: Iterable[Task]) -> None:
         """Removes the temporary files that ended processes left beside the tasks' files."""
         folders = {os.path.dirname(self.outdir / file_for(unit.url)) for task in tasks for unit, _ in task}
         for folder in folders:
@@ -864,6 +881,20 @@ def _work(task: Task) -> list[Done]:
     return _exporter()._do(task)
 
 
+def _alone(task: Task) -> tuple[list[Done] | None, int | None]:
+    """The task done in a worker process of its own; or None and the process's exit status
+    (negative: the signal that ended it) if it ended before it was done."""
+    context = multiprocessing.get_context("fork")
+    processes = []
+    try:
+        with ProcessPoolExecutor(1, context, initializer=_start_worker, initargs=(os.getpid(),)) as alone:
+            future = alone.submit(_work, task)
+            processes = list(alone._processes.values())  # started by `submit`
+            return future.result(), None
+    except BrokenProcessPool:
+        return None, processes[0].exitcode if processes else None
+
+
 def _exporter() -> Exporter:
     if _forked is None:
         raise RuntimeError("not in a worker process of an export")
@@ -872,6 +903,24 @@ def _exporter() -> Exporter:
 
 def _position(seen: Seen | None) -> Position | None:
     return None if seen is None else (seen.month, seen.section, seen.topics)
+
+
+def _unmade_keys(files: Collection[str], todo: Task) -> set[str]:
+    """The keys that bring the files back into a run of `changed`: a file of an article (its page,
+    a photo, a rendition) by the article's, so that its other files are looked at too; a feed
+    document or a page of many articles by its own."""
+    if not files:
+        return set()
+    units = {file_for(unit.url): unit for unit, _ in todo}
+    return {
+        edge.article_key(f"/{_article_folder(name)}") if units[name].group == "articles" else f"page:{units[name].url}"
+        for name in files
+    }
+
+
+def _unmade_key(stored: str) -> str:
+    """A key kept by `_unmade_keys`; an article's path ("/innlent/slug/"), as manifests kept them before."""
+    return edge.article_key(stored) if stored.startswith("/") else stored
 
 
 def _article_folder(name: str) -> str:

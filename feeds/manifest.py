@@ -97,8 +97,10 @@ class Manifest:
         self.since: Since | None = None
         with contextlib.suppress(KeyError, msgspec.DecodeError):
             self.since = _decode_since(stored["since"])
-        #: Articles ("/innlent/slug/") some of whose files could not be made: the next run, of
-        #: whatever kind, looks at them again. Stored by `save` too.
+        #: The change keys of what could not be made (articles some of whose files could not be,
+        #: "article:/innlent/slug/", and documents, "page:/feeds/rss.xml"; manifests before these
+        #: kept an article's path alone): the next run, of whatever kind, looks at them again.
+        #: Stored by `save` too.
         self.unmade: set[str] = set()
         with contextlib.suppress(KeyError, msgspec.DecodeError):
             self.unmade = set(_decode_paths(stored["unmade"]))

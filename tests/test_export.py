@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import feedparser
@@ -388,6 +389,13 @@ def test_a_rendition_that_cannot_be_made_is_left_out_of_that_run_alone(
     assert counts(export(app, outdir))["written"] == 0
 
 
+def test_what_a_manifest_kept_unmade_before_keys_were_kept_is_looked_at_again() -> None:
+    """Manifests written before files of feeds could be unmade kept an article's path alone."""
+    assert export_module._unmade_key("/innlent/eldgos-hafid/") == "article:/innlent/eldgos-hafid/"
+    assert export_module._unmade_key("article:/innlent/eldgos-hafid/") == "article:/innlent/eldgos-hafid/"
+    assert export_module._unmade_key("page:/feeds/innlent/atom.xml") == "page:/feeds/innlent/atom.xml"
+
+
 def test_watch_makes_a_rendition_it_could_not_make_once_it_can(room: Newsroom, tmp_path: Path) -> None:
     """What a watching export could not make is tried again with no change to carry it."""
     outdir, log = tmp_path / "public", tmp_path / "export.log"
@@ -694,17 +702,66 @@ def end_process(task: object) -> None:
 def test_a_run_whose_worker_processes_keep_ending_fails_and_says_so(
     app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tasks lost with a worker process are done again a few times, not for ever: a run whose
-    workers keep ending fails with the reason, and the next run makes everything."""
+    """Tasks lost with a worker process are done again alone, not for ever: when a process with
+    nothing to make ends too, the fault is not in the files, and the run fails with the reason
+    instead of calling every file unmade; the next run makes everything."""
     outdir = tmp_path / "public"
     monkeypatch.setattr(export_module, "CHUNK", 1)  # processes even for these few files
     with monkeypatch.context() as faults:
         faults.setattr(export_module, "_work", end_process)
         result = app.test_cli_runner().invoke(args=["export", str(outdir), "--base-url", BASE, "--workers", "2"])
     assert result.exit_code == 1
-    assert f"{outdir}: its worker processes ended {export_module.POOL_BREAKS + 1} times in one run" in result.output
+    assert f"{outdir}: its worker processes end even with nothing to make" in result.output
     export(app, outdir, "--workers", "2")
     assert tree(outdir) == tree(export_fresh(app, tmp_path / "fresh"))
+
+
+def ends_its_process_on(*urls: str) -> Callable[..., Any]:
+    """Exporter._make, except that making one of `urls` in a worker process ends the process at
+    once, as a crash in a decoder would: no exception, no cleanup."""
+    make, parent = export_module.Exporter._make, os.getpid()
+
+    def fatal(exporter: export_module.Exporter, unit: export_module.Unit, *rest: Any) -> Any:
+        if unit.url in urls and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return make(exporter, unit, *rest)
+
+    return fatal
+
+
+def test_a_file_whose_making_ends_its_process_is_the_only_one_left_unmade(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One file that ends any process that makes it (a photo that crashes a decoder, a render
+    that runs out of memory) is found by halving the work it was in, and left as it was, named; every
+    other file is made, and the run ends well. The next run looks at it again (a feed document by
+    its own key, an article's rendition by its article's) and, once it can be made, makes it."""
+    outdir = tmp_path / "public"
+    export(app, outdir)
+    fresh = tree(export_fresh(app, tmp_path / "fresh"))
+    feed = "/feeds/innlent/atom.xml"
+    [rendition] = [name for name in fresh if name.startswith("innlent/eldgos-hafid/320w-") and name.endswith("gos.jpg")]
+    fatal = [feed, "/" + quote(rendition)]
+    shutil.rmtree(outdir)  # all of it to make, with a manifest that still knows the run before
+    monkeypatch.setattr(export_module, "CHUNK", 1)  # processes even for these few files
+    with monkeypatch.context() as faults:
+        faults.setattr(export_module.Exporter, "_make", ends_its_process_on(*fatal))
+        result = app.test_cli_runner().invoke(
+            args=["export", str(outdir), "--base-url", BASE, "--workers", "2", "--whole"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "2 could not be made now" in result.output
+    for url in fatal:
+        assert f"{url}: making it ended its process (signal 9)" in result.output
+    made = tree(outdir)
+    assert sorted(set(fresh) - set(made)) == sorted([file_for(feed), f"{file_for(feed)}.gz", rendition])
+    assert made == {name: body for name, body in fresh.items() if name in made}
+    assert not list(outdir.rglob(".*.tmp"))
+    # The next run, of only what changed since, looks at those two again and makes them.
+    again = export(app, outdir, "--workers", "2")
+    assert "what changed since the last run looked at" in again.output
+    assert counts(again)["written"] == 2, again.output  # the feed (with its .gz) and the rendition
+    assert tree(outdir) == fresh
 
 
 def test_watch_exports_an_outdir_removed_meanwhile_whole(room: Newsroom, tmp_path: Path) -> None:
