@@ -299,7 +299,7 @@ class Indexer:
             log.info("not copying the old index: %s", problem)
             return
         try:
-            old.connection.backup(new.connection)
+            new.copy_of(old.connection)
         except sqlite3.Error as error:
             log.info("not copying the old index: %s", error)
             return

@@ -37,6 +37,11 @@ _Params = ParamSpec("_Params")
 #: date order, not in the order bundles are read, and at a million bundles its pages no longer
 #: fit SQLite's default 2 MB.
 BUILD_CACHE_KIB = 32 * 1024
+#: The page size of a new generation. An article is stored as one row of 3 to 10 KB: in 4 KB pages
+#: most of them spill into overflow pages. With 8 KB pages the process writing a first build of
+#: 100k articles took 5.0-5.2 CPU-s against 6.0-6.1 (the file 3% smaller), and feeds rendered
+#: from it took as long; with 16 KB pages they took longer.
+PAGE_BYTES = 8192
 #: Indexes of the bundle table that a new generation is filled without, and given once it is full
 #: (`Writer.unpublished`). The settling of shared GUIDs needs bundle_by_guid, and waits with it.
 BUILT_AFTER = ("bundle_by_time", "bundle_by_section", "bundle_by_guid")
@@ -638,6 +643,7 @@ class Writer:
         )
         try:
             if create:
+                connection.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # before the first table
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(_SCHEMA)
             elif connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -651,6 +657,20 @@ class Writer:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.connection.close()
+
+    def copy_of(self, source: sqlite3.Connection) -> None:
+        """Makes this new generation a copy of the one `source` reads (SQLite's backup API). One
+        written before PAGE_BYTES was its page size keeps its own: a backup cannot change the page
+        size of a file in WAL mode, so the copy goes in under a rollback journal."""
+        (page_bytes,) = source.execute("PRAGMA page_size").fetchone()
+        if page_bytes == self.connection.execute("PRAGMA page_size").fetchone()[0]:
+            source.backup(self.connection)
+            return
+        self._reconnect("DELETE")
+        try:
+            source.backup(self.connection)
+        finally:
+            self._reconnect("WAL")
 
     @contextlib.contextmanager
     def unpublished(self) -> Iterator[None]:

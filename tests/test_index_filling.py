@@ -8,6 +8,9 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from feeds import store
 from feeds.store import Bundle, IndexFiles, Transaction, Writer
 
 
@@ -79,6 +82,9 @@ def test_a_generation_filled_holds_what_the_same_writes_leave_in_a_live_one(tmp_
 
     expected, found = tables(files.database(1)), tables(files.database(2))
     assert found == expected
+    for generation in (1, 2):  # SQLite keeps 4 KB pages, without a word, if asked too late
+        with sqlite3.connect(files.database(generation)) as db:
+            assert db.execute("PRAGMA page_size").fetchone() == (store.PAGE_BYTES,)
     # Not equal by being empty alike: the staged topics went in, the replaced ones did not stay.
     assert ("reykjanes", 320, "innlent/eldgos", "Reykjanes") in found["topic"]
     assert not [row for row in found["topic"] if row[2] in ("innlent/stormur", "erlent/kosning")]
@@ -108,3 +114,31 @@ def test_a_generation_filled_over_a_copy_replaces_the_copied_topics(tmp_path: Pa
         ("grindavik", 300, "innlent/eldgos", "Grindavik"),
         ("vedur", 400, "innlent/ny", "Vedur"),
     ]
+
+
+def test_a_generation_of_other_pages_is_copied_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild salvages an old generation written before PAGE_BYTES was its page size: the copy
+    holds every row, keeps the old page size, and is back in WAL mode for its readers. Before, the
+    backup failed ("attempt to write a readonly database"), and the salvage was given up."""
+    files = IndexFiles(tmp_path, "index-test")
+    with monkeypatch.context() as earlier:
+        earlier.setattr(store, "PAGE_BYTES", 4096)
+        old = Writer(files, 1, create=True)
+    for step in STEPS:
+        with old.transaction() as tx:
+            for write in step:
+                write(tx)
+    new = Writer(files, 2, create=True)
+    new.copy_of(old.connection)
+    old.close()
+    before = tables(files.database(1))
+    assert tables(files.database(2)) == before and before["bundle"]
+    with new.transaction() as tx:  # it takes writes as any generation does
+        tx.store(article("innlent/eftir", 600, "vedur"))
+    new.close()
+    assert [str(row[0]) for row in tables(files.database(2))["bundle"]] == sorted(
+        [*(str(row[0]) for row in before["bundle"]), "innlent/eftir"]
+    )
+    with sqlite3.connect(files.database(2)) as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
