@@ -79,7 +79,7 @@ from .render.opml import OPML_FILE
 from .render.syndication import keep_items
 from .render_cache import GZIP_LEVEL, body_digest
 from .renditions import rendition
-from .scanner import end_with_parent
+from .scanner import alone, end_with_parent
 from .store import Store
 
 if TYPE_CHECKING:
@@ -636,8 +636,7 @@ class Exporter:
     def _in_pool(self, pending: collections.deque[Task], lost: list[Task]) -> Iterator[list[Done]]:
         """The outcomes of tasks taken from `pending` as workers are ready for them (a pool's own
         `map` would queue every one at once); if the pool breaks, the tasks it held go to `lost`."""
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(self.workers, context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        with _pool(self.workers) as pool:
             running: dict[Future[list[Done]], Task] = {}
             while pending or running:
                 while pending and len(running) < 2 * self.workers:
@@ -882,17 +881,15 @@ def _work(task: Task) -> list[Done]:
 
 
 def _alone(task: Task) -> tuple[list[Done] | None, int | None]:
-    """The task done in a worker process of its own; or None and the process's exit status
-    (negative: the signal that ended it) if it ended before it was done."""
-    context = multiprocessing.get_context("fork")
-    processes = []
-    try:
-        with ProcessPoolExecutor(1, context, initializer=_start_worker, initargs=(os.getpid(),)) as alone:
-            future = alone.submit(_work, task)
-            processes = list(alone._processes.values())  # started by `submit`
-            return future.result(), None
-    except BrokenProcessPool:
-        return None, processes[0].exitcode if processes else None
+    """The task done in a worker process of its own (`scanner.alone`)."""
+    return alone(_pool(1), _work, task, Future.result)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Forked worker processes of this export (`_start_worker`)."""
+    return ProcessPoolExecutor(
+        workers, multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(os.getpid(),)
+    )
 
 
 def _exporter() -> Exporter:

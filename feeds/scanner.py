@@ -17,11 +17,12 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from . import liveness
 from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
@@ -32,6 +33,9 @@ from .readahead import ReadAhead
 from .store import Bundle, ContentVersion, Transaction, Writer
 
 log = logging.getLogger(__name__)
+
+_Task = TypeVar("_Task")
+_Done = TypeVar("_Done")
 
 
 #: Below this many bundles to look at, worker processes cost more than they save.
@@ -548,14 +552,22 @@ def _result(future: Future[list[_Outcome]]) -> list[_Outcome]:
 
 
 def _alone(job: _Examine) -> tuple[list[_Outcome] | None, int | None]:
-    """The job done in a process of its own; or None and the process's exit status (negative: the
-    signal that ended it) if it ended before it was done."""
+    """The job done in a process of its own (`alone`)."""
+    return alone(_pool(1), _examine, job, _result)
+
+
+def alone(
+    pool: ProcessPoolExecutor, function: Callable[[_Task], _Done], task: _Task, wait: Callable[[Future[_Done]], _Done]
+) -> tuple[_Done | None, int | None]:
+    """`function(task)` in `pool`, a new pool of one process, which is shut down after; its result
+    as `wait` takes it from the future, or None and the process's exit status (negative: the
+    signal that ended it) if the process ended before it was done."""
     processes = []
     try:
-        with _pool(1) as alone:
-            future = alone.submit(_examine, job)
-            processes = list(alone._processes.values())  # started by `submit`
-            return _result(future), None
+        with pool:
+            future = pool.submit(function, task)
+            processes = list(pool._processes.values())  # started by `submit`
+            return wait(future), None
     except BrokenProcessPool:
         return None, processes[0].exitcode if processes else None
 
