@@ -5,10 +5,12 @@ With CI set, a missing browser fails these tests; elsewhere it skips them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -74,7 +76,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+@contextlib.contextmanager
 def _browser(size: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """A headless Chromium of the window size, ended (with every file it made) on leaving."""
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         message = "headless Chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
         if os.environ.get("CI"):
@@ -92,28 +96,33 @@ def _browser(size: tuple[int, int]):  # type: ignore[no-untyped-def]
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--lang=is"):
         options.add_argument(argument)
     options.add_argument(f"--window-size={size[0]},{size[1]}")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
-    # The layout viewport exactly as wide as the window, whatever the window decorations.
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": size == PHONE},
-    )
-    return driver
+    # Chromium leaves a folder for its single-instance socket in TMPDIR when chromium-driver ends
+    # it, one per browser started: a folder of its own for each keeps them out of /tmp.
+    with tempfile.TemporaryDirectory(prefix="feeds-chromium-") as temporary:
+        service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": temporary})
+        driver = webdriver.Chrome(options=options, service=service)
+        try:
+            driver.set_page_load_timeout(60)
+            # The layout viewport exactly as wide as the window, whatever the window decorations.
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": size == PHONE},
+            )
+            yield driver
+        finally:
+            driver.quit()
 
 
 @pytest.fixture(params=[PHONE, DESKTOP], ids=["phone", "desktop"])
 def browser(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    driver = _browser(request.param)
-    yield driver
-    driver.quit()
+    with _browser(request.param) as driver:
+        yield driver
 
 
 @pytest.fixture
 def phone():  # type: ignore[no-untyped-def]
-    driver = _browser(PHONE)
-    yield driver
-    driver.quit()
+    with _browser(PHONE) as driver:
+        yield driver
 
 
 PAGES = ["/", "/innlent/", "/topics/eldgos/", "/innlent/frett-2025-06-03/", "/erlent/archive/2025-03/"]
