@@ -120,6 +120,10 @@ class RenderedBody:
 
 def clean_text(text: str) -> str:
     """Text with characters XML cannot carry removed."""
+    # Every character removed is a control, a surrogate or a non-character, none of them
+    # printable: most text, its line breaks aside, passes the quicker test and is kept whole.
+    if text.isprintable() or text.replace("\n", " ").isprintable():
+        return text
     return _FORBIDDEN_CHARACTERS.sub("", text)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from flask.testing import FlaskClient
 from lxml import html
+
+from feeds import markup
 
 from .conftest import NS, Newsroom, find, get_ok, parsed, xml, xpath_strings
 
@@ -92,3 +95,25 @@ def test_caption_markup_is_text_in_the_figure(hostile: Newsroom, client: FlaskCl
     figure = html.fragment_fromstring(bodies(client)[0], create_parent="div").find(".//figure")
     assert figure.find("figcaption").text.strip() == "Myndatexti <script>x</script> & ]]>"
     assert figure.find("figcaption/small").text == "AFP/KCNA"
+
+
+def test_every_character_taken_out_of_text_is_unprintable() -> None:
+    """`clean_text` keeps printable text whole without looking further: that holds only while no
+    character it takes out is printable."""
+    every_character = "".join(map(chr, range(sys.maxunicode + 1)))
+    removed = markup._FORBIDDEN_CHARACTERS.findall(every_character)
+    assert len(removed) == 0x20 - 3 + 0xA0 - 0x7F + 0xE000 - 0xD800 + 2
+    assert [hex(ord(character)) for character in removed if character.isprintable()] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("Gos á Reykjanesi", "Gos á Reykjanesi"),
+        ("Fyrsta lína\nönnur\u00a0lína\n", "Fyrsta lína\nönnur\u00a0lína\n"),
+        ("Fyrsta lína\nönnur\x85 lína\x00\r\n\tþriðja\ufffe", "Fyrsta lína\nönnur lína\r\n\tþriðja"),
+        ("stýri\x1bstafur\u2028og\ud800", "stýristafur\u2028og"),
+    ],
+)
+def test_clean_text_removes_what_xml_cannot_carry_and_nothing_else(text: str, clean: str) -> None:
+    assert markup.clean_text(text) == clean
