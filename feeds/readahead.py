@@ -14,15 +14,17 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 #: Threads that read ahead: reads in flight at once, for a disk that serves several.
 THREADS = 2
-#: Folders passed over after one whose files were all in memory already.
+#: Asking for a folder whose files are all in memory takes 17-47 µs (p10-p99 of 20,000 on this
+#: machine); one whose files are on the disk 131-423 µs.
+IN_MEMORY_SECONDS = 80e-6
+#: Folders passed over after one found in memory.
 SKIP = 15
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-#: A read that fails at once (EAGAIN) rather than wait for the disk (Linux 4.14 and later).
-_NO_WAIT = getattr(os, "RWF_NOWAIT", 0)
 
 
 class ReadAhead:
@@ -67,41 +69,24 @@ class ReadAhead:
             if skip:
                 skip -= 1
                 continue
+            started = time.perf_counter()
             # Found in memory (a build over files read a moment ago): asking costs the indexer's
             # process as much as reading them does a worker, for nothing. Ask for one folder in
             # SKIP + 1 then, until one has to come from the disk again.
-            if self._ask_for(folder):
+            if self._ask_for(folder) and time.perf_counter() - started < IN_MEMORY_SECONDS:
                 skip = SKIP
 
     def _ask_for(self, folder: str) -> bool:
-        """Whether every file of the folder was in memory already; those that were not are asked for.
-
-        Told by the kernel, not by how long asking took: a time limit set on one machine reads a
-        fast disk's answer as "in memory" (and stops asking while workers wait on it), and a busy
-        machine's answer from memory as "from the disk" (and asks for everything twice).
-        """
-        all_in_memory = True
+        """Whether every file of the folder was asked for."""
         try:
             with os.scandir(folder) as entries:
                 names = [entry.name for entry in entries if self._wanted(entry.name)]
             for name in names:
                 descriptor = os.open(os.path.join(folder, name), _OPEN_FLAGS)
                 try:
-                    if not _first_page_in_memory(descriptor):
-                        all_in_memory = False
-                        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+                    os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
                 finally:
                     os.close(descriptor)
         except OSError:
             return False  # a hint only: the worker that reads this folder meets the same fault and names it
-        return all_in_memory
-
-
-def _first_page_in_memory(descriptor: int) -> bool:
-    """Whether the file's first byte can be read without waiting for the disk (an empty file can)."""
-    if not _NO_WAIT:
-        return False
-    try:
-        return os.preadv(descriptor, [bytearray(1)], 0, _NO_WAIT) >= 0
-    except OSError:
-        return False  # EAGAIN: on the disk; EOPNOTSUPP: a file system that cannot say
+        return True

@@ -120,27 +120,3 @@ def test_folders_found_in_memory_are_mostly_passed_over(tmp_path: Path, monkeypa
             time.sleep(0.01)
     # One in SKIP + 1 (4 of 64), with room for asks slowed by a busy machine.
     assert folders[0] in asked and len(asked) <= 64 // 2
-
-
-def test_whether_a_folder_was_in_memory_is_told_by_the_kernel_not_by_a_clock(tmp_path: Path) -> None:
-    folder = tmp_path / "frett"
-    folder.mkdir()
-    files = [folder / "index.md", folder / "mynd.jpg"]
-    for path in files:
-        path.write_bytes(os.urandom(64 * 1024))
-    for path in files:
-        forget(path)
-    if any(in_memory(path) for path in files):
-        pytest.skip(f"{tmp_path} keeps its files in memory whatever is asked (tmpfs?)")
-    ahead = ReadAhead(bundle_file, threads=0)
-    # However quickly the disk answers, files that were not in memory are asked for, and the
-    # folder is not counted as found in memory (which would pass over the folders after it).
-    assert ahead._ask_for(str(folder)) is False
-    deadline = time.monotonic() + 10
-    while any(in_memory(path) < 1 for path in files) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert [in_memory(path) for path in files] == [1.0, 1.0]
-    # However slowly a busy machine answers, files in memory are found there.
-    assert ahead._ask_for(str(folder)) is True
-    forget(files[1])
-    assert ahead._ask_for(str(folder)) is False
