@@ -48,6 +48,9 @@ MAX_BACKOFF_SECONDS = 5.0
 #: How long a stored bundle the verification found without its folder waits before it is read
 #: again (and so removed): a rename's notification names the new folder well before then.
 ABSENT_WAIT_SECONDS = 1.0
+#: A small archive is looked over in seconds (the sample's 30 bundles at 50 a second): the end of a
+#: verification cycle is logged at most this often, or its log would be that line, twice a second.
+CYCLE_LOG_SECONDS = 600.0
 #: The kernel's limit on inotify watches per user; each watched folder takes one.
 MAX_USER_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 
@@ -115,6 +118,8 @@ class Watcher:
         #: and their modification time and size then: whole as long as both stay so.
         self._closed: dict[str, tuple[float, tuple[int, int]]] = {}
         self.verifier = Verifier(str(content_dir), verify_per_second, self._stored_in)
+        #: When the end of a verification cycle was last logged (monotonic).
+        self._cycle_logged_at = -CYCLE_LOG_SECONDS
         #: Whether notifications cover the bundles' own folders, not only the sections'.
         self.watching_bundles = False
 
@@ -224,6 +229,7 @@ class Watcher:
 
     def _verify(self, work: _Work) -> None:
         """Looks at the next slice of bundles; any change a notification missed is read as usual."""
+        cycle_started = self.verifier.cycle_started
         found = self.verifier.next_slice()
         wall = time.time()
         for path in found.absent:
@@ -237,8 +243,12 @@ class Watcher:
                     "verification found %d changed bundles that no notification named", report.parsed + report.removed
                 )
                 self._synced(report, asked)
-        if found.cycle_done:
-            log.info("verification looked at every bundle (cycle %d)", self.verifier.cycles)
+        now = time.monotonic()
+        if found.cycle_done and now >= self._cycle_logged_at + CYCLE_LOG_SECONDS:
+            self._cycle_logged_at = now
+            log.info(
+                "verification looked at every bundle (cycle %d, in %.1f s)", self.verifier.cycles, now - cycle_started
+            )
 
     def _synced(self, report: SyncReport, asked: frozenset[str] | None) -> None:
         if self.on_sync is not None:

@@ -123,6 +123,20 @@ def test_verification_finds_what_no_notification_named(
     assert loop.verifier.cycles >= 1
 
 
+def test_a_small_archive_looked_over_again_and_again_logs_it_seldom(
+    app: Flask, corpus: Newsroom, run_loop: Callable[[Watcher], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """40 bundles at 400 a second: a cycle every tenth of a second, which once filled the log."""
+    publisher: Publisher = app.extensions["feeds"]
+    caplog.set_level(logging.INFO, logger="feeds.watcher")
+    loop = Watcher(publisher.indexer(), corpus.root, rescan_seconds=3600, verify_per_second=400)
+    run_loop(loop)
+    wait_until(lambda: loop.verifier.cycles >= 5, "verification never went round five times")
+    logged = [record.getMessage() for record in caplog.records if "looked at every bundle" in record.getMessage()]
+    assert len(logged) == 1, logged
+    assert logged[0].startswith("verification looked at every bundle (cycle 1, in ")
+
+
 class Failing(Notifications):
     """Real notifications whose reading fails once, when armed."""
 
