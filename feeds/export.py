@@ -71,6 +71,7 @@ from .description import Feed, Scope
 from .errors import ConfigError, FeedsError, NotFound, Unavailable
 from .formats import FORMATS
 from .indexer import IndexerBusy, indexer_alive
+from .liveness import end_with_parent
 from .manifest import Entry, Manifest, Position, Since
 from .model import Article, Section
 from .notify import FIRST_RETRY_SECONDS, LONGEST_RETRY_SECONDS, Notifier
@@ -79,7 +80,7 @@ from .render.opml import OPML_FILE
 from .render.syndication import keep_items
 from .render_cache import GZIP_LEVEL, body_digest
 from .renditions import rendition
-from .scanner import alone, end_with_parent
+from .scanner import alone
 from .store import Store
 
 if TYPE_CHECKING:

@@ -18,8 +18,10 @@ NOTIFY_SOCKET, and `beat` also sends systemd `WATCHDOG=1` (sd_notify(3)); `notif
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import socket
 import struct
 import threading
@@ -214,3 +216,17 @@ class RequestsWatched:
                 stuck = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
                 log.error("%s has run for %.0f s: this worker stops saying it lives, to be replaced", stuck, seconds)
             time.sleep(BEAT_SECONDS)
+
+
+#: prctl(2): the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int) -> None:
+    """A worker process ends when the indexer that started it does. Otherwise one waiting for work
+    outlives a killed indexer, and holds the index's lock (a forked process shares the lock's open
+    file), so that the indexer started in its place waits for the lock for ever."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(0)

@@ -8,7 +8,6 @@ read right now keeps what the store has: unreadable is never taken for deleted.
 from __future__ import annotations
 
 import collections
-import ctypes
 import dataclasses
 import gc
 import hashlib
@@ -28,8 +27,9 @@ from . import liveness
 from .content import ARTICLE_FILE, SECTION_FILE, SITE_FILE, read_article, read_section, read_site
 from .errors import ContentError, FeedsError
 from .images import PHOTO_SUFFIXES
+from .liveness import end_with_parent
 from .model import Site
-from .readahead import ReadAhead
+from .readahead import ReadAheadProcess
 from .store import Bundle, ContentVersion, Transaction, Writer
 
 log = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ class Scanner:
         pending = iter(jobs)
         while True:
             lost: list[_Examine] = []
-            with _pool(self.workers) as pool, ReadAhead(bundle_file) as ahead:
+            with _pool(self.workers) as pool, ReadAheadProcess(bundle_file) as ahead:
                 running: collections.deque[tuple[_Examine, Future[list[_Outcome]]]] = collections.deque()
                 for job in pending:
                     running.append((job, pool.submit(_examine, job)))
@@ -493,8 +493,6 @@ class Scanner:
 
 
 _Outcome = Bundle | _Deferred | _Adopted
-#: prctl(2): the signal a process gets when the thread that started it ends.
-_PR_SET_PDEATHSIG = 1
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -518,16 +516,6 @@ def _reading_worker(parent: int) -> None:
     gc.freeze()
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _time_limited = True
-
-
-def end_with_parent(parent: int) -> None:
-    """A worker process ends when the indexer that started it does. Otherwise one waiting for work
-    outlives a killed indexer, and holds the index's lock (a forked process shares the lock's open
-    file), so that the indexer started in its place waits for the lock for ever."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it ended before the line above
-        os._exit(0)
 
 
 def _next_result(

@@ -4,15 +4,20 @@ them, nothing else is asked for, and a folder it cannot read never stops it."""
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import mmap
 import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from feeds import readahead
-from feeds.readahead import ReadAhead
+from feeds.readahead import ReadAhead, ReadAheadProcess
 from feeds.scanner import bundle_file
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -120,3 +125,93 @@ def test_folders_found_in_memory_are_mostly_passed_over(tmp_path: Path, monkeypa
             time.sleep(0.01)
     # One in SKIP + 1 (4 of 64), with room for asks slowed by a busy machine.
     assert folders[0] in asked and len(asked) <= 64 // 2
+
+
+def ended(pid: int) -> bool:
+    """Whether the process has ended (gone, or a zombie not yet reaped by its parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_in_a_process_of_its_own_the_files_are_asked_for_and_closing_ends_it(tmp_path: Path) -> None:
+    bundles = [tmp_path / "innlent" / f"frett-{number}" for number in range(3)]
+    files = []
+    for bundle in bundles:
+        bundle.mkdir(parents=True)
+        for name in ("index.md", "Gos á Reykjanesi.JPG"):
+            (bundle / name).write_bytes(os.urandom(256 * 1024))
+            files.append(bundle / name)
+    for path in files:
+        forget(path)
+    if any(in_memory(path) for path in files):
+        pytest.skip(f"{tmp_path} keeps its files in memory whatever is asked (tmpfs?)")
+    with ReadAheadProcess(bundle_file) as ahead:
+        assert ahead.pid != os.getpid()
+        ahead.add(str(bundle) for bundle in bundles)
+        wait_for(lambda: all(in_memory(path) == 1 for path in files), "the files were never asked for")
+    wait_for(lambda: ended(ahead.pid), "closing did not end the process")
+    ahead.add([str(bundles[0])])  # closed: nothing, and no error
+
+
+def test_the_process_holds_no_file_of_this_one_so_never_the_index_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "index.lock"
+    held = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    with ReadAheadProcess(bundle_file) as ahead:
+        os.close(held)  # the lock ends with the last descriptor of the open file, in any process
+
+        def free() -> bool:
+            other = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            finally:
+                os.close(other)
+            return True
+
+        wait_for(free, "the read-ahead process kept the lock held")
+        assert not ended(ahead.pid)
+
+
+def test_the_process_ends_with_the_one_that_started_it(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from feeds.readahead import ReadAheadProcess\n"
+        "from feeds.scanner import bundle_file\n"
+        "ahead = ReadAheadProcess(bundle_file)\n"
+        "print(ahead.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            assert parent.stdout is not None
+            pid = int(parent.stdout.readline())
+            assert not ended(pid)
+        finally:
+            parent.kill()
+    wait_for(lambda: ended(pid), "the read-ahead process outlived the indexer that started it")
+
+
+def test_one_that_cannot_keep_up_is_ended_and_never_makes_a_pass_wait(tmp_path: Path) -> None:
+    ahead = ReadAheadProcess(bundle_file)
+    try:
+        os.kill(ahead.pid, signal.SIGSTOP)  # takes nothing more from its pipe
+        folders = [str(tmp_path / "innlent" / f"frett-{number:06}-{'x' * 60}") for number in range(1000)]
+        started = time.monotonic()
+        for _ in range(100):  # 7 MB of paths, far more than the pipe holds
+            ahead.add(folders)
+        assert time.monotonic() - started < 5
+        wait_for(lambda: ended(ahead.pid), "a stopped read-ahead process was not ended")
+    finally:
+        ahead.close()
