@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,9 @@ import pytest
 from feeds import readahead
 from feeds.readahead import ReadAhead, ReadAheadProcess
 from feeds.scanner import bundle_file
+
+from .running import wait_for
+from .test_server import alive
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -127,22 +129,6 @@ def test_folders_found_in_memory_are_mostly_passed_over(tmp_path: Path, monkeypa
     assert folders[0] in asked and len(asked) <= 64 // 2
 
 
-def ended(pid: int) -> bool:
-    """Whether the process has ended (gone, or a zombie not yet reaped by its parent)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def test_in_a_process_of_its_own_the_files_are_asked_for_and_closing_ends_it(tmp_path: Path) -> None:
     bundles = [tmp_path / "innlent" / f"frett-{number}" for number in range(3)]
     files = []
@@ -159,7 +145,7 @@ def test_in_a_process_of_its_own_the_files_are_asked_for_and_closing_ends_it(tmp
         assert ahead.pid != os.getpid()
         ahead.add(str(bundle) for bundle in bundles)
         wait_for(lambda: all(in_memory(path) == 1 for path in files), "the files were never asked for")
-    wait_for(lambda: ended(ahead.pid), "closing did not end the process")
+    wait_for(lambda: not alive(ahead.pid), "closing did not end the process")
     ahead.add([str(bundles[0])])  # closed: nothing, and no error
 
 
@@ -181,7 +167,7 @@ def test_the_process_holds_no_file_of_this_one_so_never_the_index_lock(tmp_path:
             return True
 
         wait_for(free, "the read-ahead process kept the lock held")
-        assert not ended(ahead.pid)
+        assert alive(ahead.pid)
 
 
 def test_the_process_ends_with_the_one_that_started_it(tmp_path: Path) -> None:
@@ -197,10 +183,10 @@ def test_the_process_ends_with_the_one_that_started_it(tmp_path: Path) -> None:
         try:
             assert parent.stdout is not None
             pid = int(parent.stdout.readline())
-            assert not ended(pid)
+            assert alive(pid)
         finally:
             parent.kill()
-    wait_for(lambda: ended(pid), "the read-ahead process outlived the indexer that started it")
+    wait_for(lambda: not alive(pid), "the read-ahead process outlived the indexer that started it")
 
 
 def test_one_that_cannot_keep_up_is_ended_and_never_makes_a_pass_wait(tmp_path: Path) -> None:
@@ -212,6 +198,6 @@ def test_one_that_cannot_keep_up_is_ended_and_never_makes_a_pass_wait(tmp_path: 
         for _ in range(100):  # 7 MB of paths, far more than the pipe holds
             ahead.add(folders)
         assert time.monotonic() - started < 5
-        wait_for(lambda: ended(ahead.pid), "a stopped read-ahead process was not ended")
+        wait_for(lambda: not alive(ahead.pid), "a stopped read-ahead process was not ended")
     finally:
         ahead.close()
