@@ -223,9 +223,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def end_with_parent(parent: int) -> None:
-    """A worker process ends when the indexer that started it does. Otherwise one waiting for work
-    outlives a killed indexer, and holds the index's lock (a forked process shares the lock's open
-    file), so that the indexer started in its place waits for the lock for ever."""
+    """A forked worker process (reading, read-ahead, export) ends when the process that started it
+    does. Otherwise one waiting for work outlives a killed indexer, and holds the index's lock (a
+    forked process shares the lock's open file), so that the indexer started in its place waits
+    for the lock for ever."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it ended before the line above

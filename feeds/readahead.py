@@ -2,17 +2,17 @@
 
 In a first build from a cold page cache each worker read a bundle's folder, inodes and files one
 after the other, waiting for each read: a quarter of two cores' time was spent waiting (100k
-articles: 44 s, against 23 s with the files in memory). Threads of the indexer's own process,
-mostly idle then, now ask for the bundles that workers will read next: they list each folder,
-open its article file and photos (which reads their inodes) and ask the kernel to read their
-bytes in (`posix_fadvise(WILLNEED)`, which does not wait for them). The workers then find them in
-memory. Nothing is read twice from disk: what is asked for is what a worker reads a moment later.
+articles: 44 s, against 23 s with the files in memory). Threads now ask for the bundles that
+workers will read next: they list each folder, open its article file and photos (which reads
+their inodes) and ask the kernel to read their bytes in (`posix_fadvise(WILLNEED)`, which does not
+wait for them). The workers then find them in memory. Nothing is read twice from disk: what is
+asked for is what a worker reads a moment later.
 
 Those threads run in a process of their own (`ReadAheadProcess`), forked from the indexer's. In
 the indexer's process they took turns with the thread that stores what the workers read: each of
 their system calls let go of Python's lock and then waited to take it back. A first build of a
-million articles from a cold page cache took 324-326 s and 625-628 CPU-s that way, and 293 s and
-566 CPU-s with the threads in a process of their own (one build each, on this machine).
+million articles from a cold page cache took 301.9 s and 580 CPU-s that way, and 270.2 s and 520
+CPU-s with the threads in a process of their own (two builds, one just after the other).
 """
 
 from __future__ import annotations
