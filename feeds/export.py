@@ -34,7 +34,6 @@ import collections
 import contextlib
 import ctypes
 import fcntl
-import gzip
 import hashlib
 import io
 import logging
@@ -78,7 +77,7 @@ from .notify import FIRST_RETRY_SECONDS, LONGEST_RETRY_SECONDS, Notifier
 from .publisher import Publisher
 from .render.opml import OPML_FILE
 from .render.syndication import keep_items
-from .render_cache import GZIP_LEVEL, body_digest
+from .render_cache import body_digest, gzip_body
 from .renditions import rendition
 from .scanner import alone
 from .store import Store
@@ -932,9 +931,8 @@ def _hour(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _pack(target: Path, body: bytes) -> None:
-    """Writes the .gz of a body whole, by rename. No name and no time in the header: the same bytes
-    give the same .gz, as the service's."""
-    _replace(target, gzip.compress(body, GZIP_LEVEL, mtime=0))
+    """Writes the .gz of a body whole, by rename: the same bytes as the service's gzip copy."""
+    _replace(target, gzip_body(body))
 
 
 #: The name of a file being written (`_temporary`), with the id of the process that writes it.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
+
+from zlib_ng import zlib_ng
 
 from .bounded import BoundedCache
 
 #: zlib's default trade-off; the copy is made once per content version, not per request.
 GZIP_LEVEL = 6
+#: zlib's window, with a gzip header and trailer.
+_GZIP_WBITS = 31
 
 Headers = list[tuple[str, str]]
 
@@ -48,7 +51,7 @@ class Rendered:
     def gzipped(self) -> bytes:
         """The body compressed, byte for byte the same every time (no timestamp in the header)."""
         if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+            self._gzipped = gzip_body(self.body)
         return self._gzipped
 
     def headers(self, gzipped: bool, not_modified: bool) -> Headers:
@@ -70,6 +73,16 @@ class Rendered:
                 found += self.extra_headers
             self._headers[key] = found
         return found
+
+
+def gzip_body(body: bytes) -> bytes:
+    """The body as gzip, the same bytes for the same body on every node that runs the locked
+    zlib-ng (no name and no time in the header); a strong ETag of the copy rests on that.
+
+    zlib-ng, not the standard library's zlib: the same ratio at the same level in about half the
+    time, and bytes that do not change with the system's libz. Lets go of the GIL while it works.
+    """
+    return zlib_ng.compress(body, GZIP_LEVEL, wbits=_GZIP_WBITS)
 
 
 def body_digest(body: bytes) -> str:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from feeds import create_app
 from feeds.description import Scope
 from feeds.formats import format_for
+from feeds.render_cache import gzip_body
 
 from .conftest import Clock, Newsroom
 
@@ -76,6 +77,22 @@ def test_gzip_round_trips_with_its_own_etag(room: Newsroom, client: FlaskClient)
     again = client.get(FEED, headers={"Accept-Encoding": "gzip", "If-None-Match": compressed.headers["ETag"]})
     assert again.status_code == 304
     assert client.get(FEED, headers={"Accept-Encoding": "gzip"}).data == compressed.data
+
+
+def test_gzip_copy_is_the_same_bytes_on_another_node_and_in_the_export(
+    room: Newsroom, app: Flask, clock: Clock, tmp_path: Path
+) -> None:
+    """Its strong ETag promises that: a node with a cache of its own must not send other bytes."""
+    first = app.test_client().get(FEED, headers={"Accept-Encoding": "gzip"})
+    other = create_app({"CONTENT_DIR": room.root, "CACHE_DIR": tmp_path / "other", "INDEXER": "inline"}, clock=clock)
+    restarted = other.test_client().get(FEED, headers={"Accept-Encoding": "gzip"})
+    assert restarted.headers["ETag"] == first.headers["ETag"]
+    assert restarted.data == first.data
+    plain = app.test_client().get(FEED).data
+    assert gzip_body(plain) == first.data  # what the export writes as the .gz
+    header = first.data[:10]
+    assert header[:3] == b"\x1f\x8b\x08" and header[3] == 0, "no name, no comment, no extra field"
+    assert header[4:8] == bytes(4), "no time"
 
 
 @pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "deflate, br", "gzip;q=nonsense", ""])
