@@ -75,8 +75,8 @@ from .manifest import Entry, Manifest, Position, Since
 from .model import Article, Section
 from .notify import FIRST_RETRY_SECONDS, LONGEST_RETRY_SECONDS, Notifier
 from .publisher import Publisher
+from .render.kept import keep_items
 from .render.opml import OPML_FILE
-from .render.syndication import keep_items
 from .render_cache import body_digest, gzip_body
 from .renditions import rendition
 from .scanner import alone
@@ -107,8 +107,9 @@ PHOTO_TYPES[".gif"] = "image/gif"
 FIXED_URLS = ("/", f"/{OPML_FILE}", "/favicon.ico", "/robots.txt")
 #: Articles per task handed to a worker process.
 CHUNK = 500
-#: Items each process keeps written: a month of the site's, reused by its sections and topics.
-ITEMS_KEPT = 40_000
+#: Articles whose items each process keeps written, in every format: a month of the site's,
+#: reused by its sections and topics.
+ARTICLES_KEPT = 20_000
 #: How often a watching export saves its manifest at most (it is saved on stop too).
 MANIFEST_SAVE_SECONDS = 10.0
 
@@ -571,7 +572,7 @@ class Exporter:
         if self.workers > 1 and len(todo) > CHUNK:
             results = self._in_processes(tasks)
         else:
-            keep_items(ITEMS_KEPT)
+            keep_items(ARTICLES_KEPT)
             results = map(self._do, tasks)
         gone: list[str] = []
         unmade: set[str] = set()
@@ -873,7 +874,7 @@ def _start_worker(parent: int) -> None:
     # A forked process must not use its parent's SQLite connections: it opens its own.
     publisher = _exporter().publisher
     publisher.store = Store(publisher.store.files)
-    keep_items(ITEMS_KEPT)
+    keep_items(ARTICLES_KEPT)
 
 
 def _work(task: Task) -> list[Done]:

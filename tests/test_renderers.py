@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import locale
 import os
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from feeds.description import Archive, Feed, Links, Scope
 from feeds.formats import FORMATS, Format
 from feeds.markup import SITE_ROOT_MARK
 from feeds.model import Article, Image, Topic
-from feeds.render import syndication
+from feeds.render import jsonfeed, syndication
+from feeds.render.kept import ARTICLES_KEPT
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -103,36 +106,65 @@ def test_rendering_leaves_the_process_locale_alone(format_: Format) -> None:
     assert locale.setlocale(locale.LC_ALL) == before
 
 
-@pytest.mark.parametrize("file_name", ["rss.xml", "atom.xml"])
-def test_items_kept_from_other_renders_give_the_same_bytes(file_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    render = next(format_ for format_ in FORMATS if format_.file_name == file_name).render
-    newest, older = FEED.articles
-    third = article(3, (PHOTO,))
-    whole = dataclasses.replace(FEED, articles=(third, newest, older))
-
-    monkeypatch.setattr(syndication, "_items", BoundedCache(100))
-    render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea")))  # keeps the two older items
-    partly_kept = render(whole)  # writes only the third, reuses the others
-    fully_kept = render(whole)
-
-    monkeypatch.setattr(syndication, "_items", BoundedCache(100))
-    assert partly_kept == fully_kept == render(whole)
+def _kept_items(format_: Format) -> tuple[types.ModuleType, int]:
+    """The renderer module that keeps the format's items, and how many items it keeps by default."""
+    module = jsonfeed if format_.file_name == jsonfeed.JSON_FILE else syndication
+    return module, (ARTICLES_KEPT if module is jsonfeed else syndication.ITEM_CACHE_SIZE)
 
 
-@pytest.mark.parametrize("file_name", ["rss.xml", "atom.xml"])
-def test_a_full_item_cache_never_costs_a_feed_an_item(file_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chaos run's case: the feed's own items are the oldest kept when it is rendered again."""
-    render = next(format_ for format_ in FORMATS if format_.file_name == file_name).render
-    monkeypatch.setattr(syndication, "_items", BoundedCache(syndication.ITEM_CACHE_SIZE))
-    site = tuple(article(number % 60, ()) for number in range(50))
-    site = tuple(dataclasses.replace(item, id=f"frett-{number}") for number, item in enumerate(site))
-    others = tuple(dataclasses.replace(site[0], id=f"annad-{number}") for number in range(974))
-    render(dataclasses.replace(FEED, articles=site))
-    render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea"), articles=others))
-    # An edit of any item but the oldest kept: writing it pushes the newest item out of the cache.
-    edited = (*site[:5], dataclasses.replace(site[5], title="Frétt, breytt"), *site[6:])
-    document = etree.fromstring(render(dataclasses.replace(FEED, articles=edited)))
-    ids = document.xpath(
+def _ids(format_: Format, document: bytes) -> list[str]:
+    if format_.file_name == jsonfeed.JSON_FILE:
+        return [item["id"] for item in json.loads(document)["items"]]
+    found = etree.fromstring(document).xpath(
         "//guid/text() | //atom:entry/atom:id/text()", namespaces={"atom": "http://www.w3.org/2005/Atom"}
     )
-    assert ids == [FEED.guid(item) for item in edited]
+    assert isinstance(found, list)
+    return [str(text) for text in found]
+
+
+@pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
+def test_items_kept_from_other_renders_give_the_same_bytes(format_: Format, monkeypatch: pytest.MonkeyPatch) -> None:
+    module, _ = _kept_items(format_)
+    newest, older = FEED.articles
+    third = article(3, (PHOTO,))
+    whole = dataclasses.replace(ARCHIVE, articles=(third, newest, older))
+
+    monkeypatch.setattr(module, "_items", BoundedCache(100))
+    format_.render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea")))  # keeps the two older items
+    partly_kept = format_.render(whole)  # writes only the third, reuses the others
+    fully_kept = format_.render(whole)
+
+    monkeypatch.setattr(module, "_items", BoundedCache(100))
+    assert partly_kept == fully_kept == format_.render(whole)
+    assert _ids(format_, fully_kept) == [FEED.guid(item) for item in whole.articles]
+
+
+def test_a_json_document_with_its_items_set_in_is_what_json_writes_whole() -> None:
+    """Titles and descriptions that look like the place where the items go do not move them."""
+    tricky = dataclasses.replace(
+        ARCHIVE,
+        title='"items":[] – Innlent',
+        description='{"items":[]}\\',
+        articles=(dataclasses.replace(FEED.articles[0], title='"items":[],"x":"'),),
+    )
+    document = json.loads(jsonfeed.render_json(tricky))
+    assert (document["title"], document["description"]) == (tricky.title, tricky.description)
+    assert [item["title"] for item in document["items"]] == ['"items":[],"x":"']
+    assert document["_archive"]["complete"] is True
+
+
+@pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
+def test_a_full_item_cache_never_costs_a_feed_an_item(format_: Format, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chaos run's case: the feed's own items are the oldest kept when it is rendered again."""
+    module, size = _kept_items(format_)
+    monkeypatch.setattr(module, "_items", BoundedCache(size))
+    site = tuple(article(number % 60, ()) for number in range(50))
+    site = tuple(dataclasses.replace(item, id=f"frett-{number}") for number, item in enumerate(site))
+    others = tuple(dataclasses.replace(site[0], id=f"annad-{number}") for number in range(size - len(site)))
+    format_.render(dataclasses.replace(FEED, articles=site))
+    format_.render(dataclasses.replace(FEED, scope=Scope(topic="nordur-korea"), articles=others))
+    # An edit of any item but the oldest kept: writing it pushes the newest item out of the cache.
+    edited = (*site[:5], dataclasses.replace(site[5], title="Frétt, breytt"), *site[6:])
+    assert _ids(format_, format_.render(dataclasses.replace(FEED, articles=edited))) == [
+        FEED.guid(item) for item in edited
+    ]

@@ -1,4 +1,8 @@
-"""JSON Feed 1.1 documents, with each photo's caption and credit."""
+"""JSON Feed 1.1 documents, with each photo's caption and credit.
+
+Items are kept once written (render.kept) and set into the document as bytes: the result is byte
+for byte what `json.dumps` writes for the whole document at once.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,15 @@ from typing import Any
 
 from ..description import Feed
 from ..model import Article
+from .kept import item_cache
 
 JSON_FILE = "feed.json"
 JSON_MEDIA_TYPE = "application/feed+json"
+#: Where the items go in the document written without them. Outside a string only: within one,
+#: JSON escapes every quote.
+_ITEMS = b'"items":[]'
+
+_items = item_cache(formats=1)
 
 
 def render_json(feed: Feed) -> bytes:
@@ -25,7 +35,7 @@ def render_json(feed: Feed) -> bytes:
         "feed_url": feed.current_url(JSON_FILE),
         "description": feed.description or feed.title,
         "language": feed.language,
-        "items": [_item(feed, article) for article in feed.articles],
+        "items": [],
     }
     if feed.archive.previous is not None:
         document["next_url"] = feed.archive_url(feed.archive.previous, JSON_FILE)
@@ -33,7 +43,25 @@ def render_json(feed: Feed) -> bytes:
         document["_archive"] = _archive(feed)
     if feed.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in feed.hubs]
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    head = _dumps(document)
+    cut = head.index(_ITEMS) + len(_ITEMS) - 1
+    # Held here, not looked up again: keeping an item may push out another of this document.
+    items = [_written_item(feed, article) for article in feed.articles]
+    return b"".join((head[:cut], b",".join(items), head[cut:]))
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _written_item(feed: Feed, article: Article) -> bytes:
+    # Everything an item's bytes depend on.
+    key = (article, feed.links.base_url, feed.authority, feed.section_titles.get(article.section, article.section))
+    item = _items.get(key)
+    if item is None:
+        item = _dumps(_item(feed, article))
+        _items.put(key, item)
+    return item
 
 
 def _archive(feed: Feed) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """RSS 2.0 and Atom 1.0 documents, written by feedgen with the newsroom extension.
 
-An article's item is the same bytes in every feed that holds it (the site's, its section's, its
-topics') and in every render until the article changes, so items are kept once written: a feed
-re-rendered because one article changed writes one item with feedgen and reuses the rest. The
-result is byte for byte what feedgen writes for the whole feed at once.
+Items are kept once written (render.kept): a feed re-rendered because one article changed writes
+one item with feedgen and reuses the rest. The result is byte for byte what feedgen writes for the
+whole feed at once.
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from dataclasses import dataclass
 
 from feedgen.feed import FeedGenerator
 
-from ..bounded import BoundedCache
 from ..description import Feed, byline
 from ..errors import IncompleteRender
 from ..model import Article
+from .kept import ARTICLES_KEPT, item_cache
 from .newsroom_extension import NewsroomEntryExtension, NewsroomExtension
 
 RSS_FILE = "rss.xml"
@@ -26,8 +25,8 @@ ATOM_MEDIA_TYPE = "application/atom+xml"
 EXTENSION = "newsroom"
 
 
-#: Items kept written, across feeds and renders: the newest thousand articles, about 10 MB with their keys.
-ITEM_CACHE_SIZE = 1024
+#: Items kept written, across feeds and renders, in RSS and Atom.
+ITEM_CACHE_SIZE = 2 * ARTICLES_KEPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +104,7 @@ def _split(document: bytes, syntax: _Syntax) -> list[bytes]:
     return items
 
 
-_items: BoundedCache[bytes] = BoundedCache(ITEM_CACHE_SIZE)
-
-
-def keep_items(count: int) -> None:
-    """Keeps at least `count` written items from now on: a static export writes every article
-    into several documents (its month of the site, of its section and of each topic)."""
-    _items.capacity = max(_items.capacity, count)
+_items = item_cache(formats=2)
 
 
 def _archive_links(feed: Feed, file_name: str) -> tuple[tuple[str, str], ...]:
