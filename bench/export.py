@@ -8,6 +8,7 @@ import argparse
 import gzip
 import os
 import re
+import resource
 import secrets
 import shutil
 import time
@@ -118,9 +119,21 @@ def _export_once(outdir: Path, env: dict[str, str]) -> tuple[float, str]:
     return took, report[1] if report else said
 
 
+def _children_cpu() -> tuple[float, float]:
+    """User and system CPU seconds of every ended child process so far (theirs included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _cpu_since(before: tuple[float, float]) -> str:
+    user, system = (now - then for now, then in zip(_children_cpu(), before, strict=True))
+    return f"{user:.0f} user + {system:.0f} system CPU-s"
+
+
 def _timed_export(outdir: Path, env: dict[str, str], results: Findings, what: str) -> float:
+    cpu = _children_cpu()
     took, report = _export_once(outdir, env)
-    results.add(what, f"{took:.2f} s", f"`{report}`; wall time of the command")
+    results.add(what, f"{took:.2f} s", f"`{report}`; wall time of the command; {_cpu_since(cpu)}")
     return took
 
 
@@ -228,14 +241,17 @@ def _hugo(content: Path, site: Path, results: Findings) -> float | None:
     for name, text in HUGO_LAYOUTS.items():
         (site / "layouts" / "_default" / name).write_text(text, encoding="utf-8")
     version = servers.run([binary, "version"]).stdout.strip().split(" ")[0:2]
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = servers.run([binary, "--quiet", "-s", str(site), "-d", str(site / "public")], timeout=3600)
     took = time.perf_counter() - started
+    spent = _cpu_since(cpu)
     if done.returncode != 0:
         results.notes.append(f"hugo failed: {done.stderr[-500:]}")
         return None
     files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
-    detail = f"{' '.join(version)}; {files:,} files: a page per article with its photos, a list and RSS per section"
+    made = f"{files:,} files: a page per article with its photos, a list and RSS per section"
+    detail = f"{' '.join(version)}; {made}; {spent}"
     results.add("Hugo cold build of the same bundles", f"{took:.2f} s", detail)
     shutil.rmtree(site / "public", ignore_errors=True)
     return took
