@@ -14,6 +14,10 @@ from .bounded import BoundedCache
 GZIP_LEVEL = 6
 #: zlib's window, with a gzip header and trailer.
 _GZIP_WBITS = 31
+#: Names the compressor in the gzip copy's ETag: another zlib-ng or another level may write other
+#: bytes for the same body, and a strong ETag must never name two sets of bytes (a cache that
+#: joins ranges, or revalidates, would take one for the other).
+GZIP_TAG = f"gzip{GZIP_LEVEL}-zng{zlib_ng.ZLIBNG_VERSION}"
 
 Headers = list[tuple[str, str]]
 
@@ -39,14 +43,15 @@ class Rendered:
     extra_headers: Headers = field(default_factory=list)
     #: Strong, derived from the bytes alone: the same in every worker and after a restart.
     etag: str = field(init=False)
-    #: The compressed copy is another representation, so it has its own strong ETag.
+    #: The compressed copy is another representation, so it has its own strong ETag, which names
+    #: the compressor too.
     gzip_etag: str = field(init=False)
     _gzipped: bytes | None = field(default=None, init=False)
     _headers: dict[tuple[bool, bool], Headers] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         digest = body_digest(self.body)
-        self.etag, self.gzip_etag = f'"{digest}"', f'"{digest}-gzip"'
+        self.etag, self.gzip_etag = f'"{digest}"', f'"{digest}-{GZIP_TAG}"'
 
     def gzipped(self) -> bytes:
         """The body compressed, byte for byte the same every time (no timestamp in the header)."""

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from zlib_ng import zlib_ng
 
 from feeds import create_app
 from feeds.description import Scope
 from feeds.formats import format_for
-from feeds.render_cache import gzip_body
+from feeds.render_cache import GZIP_LEVEL, GZIP_TAG, gzip_body
 
 from .conftest import Clock, Newsroom
 
@@ -74,6 +75,9 @@ def test_gzip_round_trips_with_its_own_etag(room: Newsroom, client: FlaskClient)
     assert compressed.headers["Content-Length"] == str(len(compressed.data))
     assert gzip.decompress(compressed.data) == plain.data
     assert compressed.headers["ETag"] != plain.headers["ETag"]
+    # Other code or another level compresses to other bytes: the ETag must change with them.
+    assert compressed.headers["ETag"] == plain.headers["ETag"][:-1] + f'-{GZIP_TAG}"'
+    assert f"gzip{GZIP_LEVEL}-zng{zlib_ng.ZLIBNG_VERSION}" == GZIP_TAG
     again = client.get(FEED, headers={"Accept-Encoding": "gzip", "If-None-Match": compressed.headers["ETag"]})
     assert again.status_code == 304
     assert client.get(FEED, headers={"Accept-Encoding": "gzip"}).data == compressed.data
