@@ -168,3 +168,24 @@ def test_a_full_item_cache_never_costs_a_feed_an_item(format_: Format, monkeypat
     assert _ids(format_, format_.render(dataclasses.replace(FEED, articles=edited))) == [
         FEED.guid(item) for item in edited
     ]
+
+
+@pytest.mark.parametrize("format_", FORMATS, ids=lambda format_: format_.file_name)
+def test_items_of_a_feed_asked_for_again_are_the_last_forgotten(
+    format_: Format, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module, _ = _kept_items(format_)
+    cache: BoundedCache[bytes] = BoundedCache(20)
+    monkeypatch.setattr(module, "_items", cache)
+
+    def articles(prefix: str, count: int) -> tuple[Article, ...]:
+        return tuple(dataclasses.replace(FEED.articles[1], id=f"{prefix}-{number:02d}") for number in range(count))
+
+    site, older, newer = articles("frett", 5), articles("eldri", 15), articles("nyrri", 5)
+    format_.render(dataclasses.replace(FEED, articles=site))
+    format_.render(dataclasses.replace(FEED, scope=Scope(topic="a"), articles=older))
+    format_.render(dataclasses.replace(FEED, articles=site))  # asked for again: its items are kept anew
+    format_.render(dataclasses.replace(FEED, scope=Scope(topic="b"), articles=newer))
+    kept = b"".join(cache.values()).decode()
+    assert all(FEED.guid(article) in kept for article in site)
+    assert sum(FEED.guid(article) in kept for article in older) == 10

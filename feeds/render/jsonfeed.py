@@ -60,7 +60,9 @@ def _written_item(feed: Feed, article: Article) -> bytes:
     item = _items.get(key)
     if item is None:
         item = _dumps(_item(feed, article))
-        _items.put(key, item)
+    # Kept again when found too, as RSS and Atom items are: the items of feeds still asked for are
+    # the last to be forgotten.
+    _items.put(key, item)
     return item
 
 
