@@ -85,8 +85,8 @@ class ReadAhead:
                 skip -= 1
                 continue
             started = time.perf_counter()
-            # Found in memory (a build over files read a moment ago): asking costs the indexer's
-            # process as much as reading them does a worker, for nothing. Ask for one folder in
+            # Found in memory (a build over files read a moment ago): asking costs this process as
+            # much as reading them does a worker, for nothing. Ask for one folder in
             # SKIP + 1 then, until one has to come from the disk again.
             if self._ask_for(folder) and time.perf_counter() - started < IN_MEMORY_SECONDS:
                 skip = SKIP
