@@ -1,7 +1,7 @@
 """`python -m bench.export [--articles N]`: the static export against Hugo's cold build of the same bundles,
 an edit re-exported, and nginx serving the export against nginx serving a static file."""
 
-# ruff: noqa: S108 - /tmp by default, as the other benchmarks
+# ruff: noqa: S108, S603 - /tmp by default, as the other benchmarks; cp from PATH
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ import re
 import resource
 import secrets
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -88,9 +89,14 @@ def run(work: Path, articles: int, seconds: int = 5) -> Findings:
         results.add("index build (fresh cache dir), before the export", f"{time.perf_counter() - started:.1f} s")
         cold = _timed_export(outdir, env, results, "export, cold (empty OUTDIR, no manifest)")
         _timed_export(outdir, env, results, "export again, nothing changed")
+        # Before Hugo, and removed only at the end, so that neither build follows the removal of
+        # the copy's files (see _copy_floor).
+        floor = _copy_floor(outdir, run_dir / "copy", results)
         hugo = _hugo(content, run_dir / "hugo", results)
         if hugo is not None:
             results.add("export cold / Hugo cold", f"{cold / hugo:.2f}×", "target ≤ 0.5×")
+            floor_ratio = f"{floor / hugo:.2f}×"
+            results.add("copying OUTDIR / Hugo cold", floor_ratio, "no export writing these files here can do better")
         bundle = corpus.newest_bundle(content)
         _after_edits(content, bundle, outdir, env, run_dir, results)
         _watch(content, bundle, outdir, env, run_dir, results)
@@ -100,6 +106,7 @@ def run(work: Path, articles: int, seconds: int = 5) -> Findings:
         results.add("OUTDIR", f"{count:,} files", f"{size / 2**30:.2f} GiB (photos hard-linked where they can be)")
     finally:
         servers.stop_all()
+        shutil.rmtree(run_dir / "copy", ignore_errors=True)
     return results
 
 
@@ -227,6 +234,35 @@ def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_d
         res.add(f"--watch: save → {what} exported (median of 5)", value, f"each: {each} ms; target ≤ 1 s")
     if previous is None:
         res.notes.append("the site feed names no archive document")
+
+
+def _copy_floor(outdir: Path, copy: Path, results: Findings) -> float:
+    """The wall time of copying the finished OUTDIR with `cp`, one process per core: the making
+    of the same files with the same bytes, without rendering, gzip or a manifest. Photos that
+    the export linked are linked again (each is copied once), so no export that writes these
+    files on this machine can be faster.
+
+    It runs minutes after the last mass removal: ext4 without a journal skips the inodes freed in
+    the last seconds, and right after one the same copy has taken twice as long in the kernel."""
+    entries = list(outdir.iterdir())
+    files = {entry: sum(1 for _ in entry.rglob("*")) if entry.is_dir() else 1 for entry in entries}
+    shares: list[list[Path]] = [[] for _ in range(os.cpu_count() or 1)]
+    for entry in sorted(entries, key=files.__getitem__, reverse=True):
+        min(shares, key=lambda share: sum(map(files.__getitem__, share))).append(entry)
+    shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir(parents=True)
+    cpu = _children_cpu()
+    started = time.perf_counter()
+    command = ["cp", "-r", "--preserve=links"]
+    copying = [subprocess.Popen([*command, *map(str, share), str(copy)]) for share in shares if share]
+    failed = [process.args for process in copying if process.wait() != 0]
+    took = time.perf_counter() - started
+    if failed:
+        raise RuntimeError(f"copying OUTDIR failed: {failed}")
+    copied = sum(1 for path in copy.rglob("*") if path.is_file())
+    detail = f"{copied:,} files by {len(copying)} `cp` at once, no rendering, no gzip; {_cpu_since(cpu)}"
+    results.add("copying the finished OUTDIR (a floor)", f"{took:.2f} s", detail)
+    return took
 
 
 def _hugo(content: Path, site: Path, results: Findings) -> float | None:
