@@ -256,10 +256,10 @@ def _watch(content: Path, bundle: Path, outdir: Path, env: dict[str, str], run_d
 
 
 def _copy_floor(outdir: Path, copy: Path, results: Findings) -> tuple[float, float]:
-    """The wall time and the CPU seconds of copying the finished OUTDIR with `cp`, one process per core: the making
-    of the same files with the same bytes, without rendering, gzip or a manifest. Photos that
-    the export linked are linked again (each is copied once), so no export that writes these
-    files on this machine can be faster.
+    """The wall time and the CPU seconds of copying the finished OUTDIR with `cp`, one process per
+    core: the making of the same files with the same bytes, without rendering, gzip or a
+    manifest. Photos that the export linked are linked again (each is copied once), so no export
+    that writes these files on this machine can be faster.
 
     It runs minutes after the last mass removal (SETTLE_AFTER_REMOVAL), and the copy stays until
     the next run, so that nothing after it here pays for its removal."""
