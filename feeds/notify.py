@@ -67,6 +67,11 @@ class _Item:
     again: bool = False
 
 
+def _pause(attempts: int) -> float:
+    """Seconds to wait after a name's `attempts`-th failed try: doubling from FIRST_RETRY_SECONDS."""
+    return min(FIRST_RETRY_SECONDS * 2.0 ** (attempts - 1), LONGEST_RETRY_SECONDS)
+
+
 @dataclass
 class Counts:
     """What a channel did; the log says the same line by line."""
@@ -208,30 +213,34 @@ class Channel:
 
     def _failed(self, names: list[str], reason: str, started: float) -> None:
         now = time.monotonic()
+        took = (now - started) * 1e3
         self._counted("failed", len(names))
         with self._condition:
             self.counts.failed += len(names)
-            attempts = 0
+            given_up: dict[str, int] = {}  # with their tries
+            retried: dict[int, list[str]] = {}  # by the number of their next try
             for name in names:
                 item = self._items[name]
                 item.in_flight = False
                 item.attempts += 1
-                attempts = max(attempts, item.attempts)
                 if item.attempts >= MAX_ATTEMPTS and not item.again:
                     del self._items[name]
-                    self.counts.given_up += 1
-                    self._counted("given_up", 1)
+                    given_up[name] = item.attempts
                     continue
                 item.again = False
-                item.due = now + min(FIRST_RETRY_SECONDS * 2 ** (item.attempts - 1), LONGEST_RETRY_SECONDS)
+                item.due = now + _pause(item.attempts)
+                retried.setdefault(item.attempts + 1, []).append(name)
+            # Said before the channel can be seen idle, as a send is: whoever waits for that (a
+            # test, a run that then ends) finds the reason in the log.
+            if given_up:
+                self.counts.given_up += len(given_up)
+                self._counted("given_up", len(given_up))
+                tries = max(given_up.values())
+                log.error("%s: gave up on %s after %d tries: %s", self.name, " ".join(given_up), tries, reason)
+            for attempt, retrying in retried.items():
+                log.warning("%s: %s failed after %.0f ms (%s); try %d again in %.1f s", self.name, " ".join(retrying),
+                            took, reason, attempt, _pause(attempt - 1))  # fmt: skip
             self._condition.notify_all()
-        took = (now - started) * 1e3
-        if attempts >= MAX_ATTEMPTS:
-            log.error("%s: gave up on %s after %d tries: %s", self.name, " ".join(names), attempts, reason)
-        else:
-            pause = min(FIRST_RETRY_SECONDS * 2 ** (attempts - 1), LONGEST_RETRY_SECONDS)
-            log.warning("%s: %s failed after %.0f ms (%s); try %d again in %.1f s", self.name, " ".join(names),
-                        took, reason, attempts + 1, pause)  # fmt: skip
 
     def _forget_old_sends(self, now: float) -> None:
         if len(self._last_sent) > 4 * len(self._items) + 64:

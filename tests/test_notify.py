@@ -158,6 +158,40 @@ def test_failures_are_retried_with_growing_pauses_then_given_up(
     assert any("try 2 again in 0.1 s" in line for line in caplog.messages)
 
 
+class _SlowHandler(logging.Handler):
+    """Keeps each record only after a pause, as a log written to a slow pipe would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        time.sleep(0.3)
+        self.messages.append(record.getMessage())
+
+
+def test_a_channel_is_idle_only_once_it_has_said_why_it_gave_up(
+    endpoints: Callable[..., Endpoint], notifier: Callable[..., Notifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever waits for the senders to be idle (a run that then ends) finds every reason in the log."""
+    monkeypatch.setattr(notify, "FIRST_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(notify, "MAX_ATTEMPTS", 2)
+    down = endpoints(lambda number: (500, 0.0))
+    handler = _SlowHandler()
+    logger = logging.getLogger(notify.__name__)
+    logger.addHandler(handler)
+    try:
+        sender = notifier([down.url])
+        sender.submit(["https://frettir.example.is/feeds/atom.xml"], [])
+        wait_until(lambda: bool(down.received))
+        wait_until(sender.idle)
+        assert len(down.received) == 2 and sender.hubs[0].counts.given_up == 1
+        assert any("gave up on https://frettir.example.is/feeds/atom.xml after 2 tries" in line
+                   for line in handler.messages)  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_a_slow_hub_delays_nothing_but_itself(
     endpoints: Callable[..., Endpoint], notifier: Callable[..., Notifier]
 ) -> None:
