@@ -218,7 +218,7 @@ class Channel:
         with self._condition:
             self.counts.failed += len(names)
             given_up: dict[str, int] = {}  # with their tries
-            retried: dict[int, list[str]] = {}  # by the number of their next try
+            retried: dict[int, list[str]] = {}  # by their failed tries so far
             for name in names:
                 item = self._items[name]
                 item.in_flight = False
@@ -229,7 +229,7 @@ class Channel:
                     continue
                 item.again = False
                 item.due = now + _pause(item.attempts)
-                retried.setdefault(item.attempts + 1, []).append(name)
+                retried.setdefault(item.attempts, []).append(name)
             # Said before the channel can be seen idle, as a send is: whoever waits for that (a
             # test, a run that then ends) finds the reason in the log.
             if given_up:
@@ -237,9 +237,9 @@ class Channel:
                 self._counted("given_up", len(given_up))
                 tries = max(given_up.values())
                 log.error("%s: gave up on %s after %d tries: %s", self.name, " ".join(given_up), tries, reason)
-            for attempt, retrying in retried.items():
+            for attempts, retrying in retried.items():
                 log.warning("%s: %s failed after %.0f ms (%s); try %d again in %.1f s", self.name, " ".join(retrying),
-                            took, reason, attempt, _pause(attempt - 1))  # fmt: skip
+                            took, reason, attempts + 1, _pause(attempts))  # fmt: skip
             self._condition.notify_all()
 
     def _forget_old_sends(self, now: float) -> None:
